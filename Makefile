@@ -1,0 +1,31 @@
+# Two commands do everything: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SPEC   ?= specs/seed/model.yaml
+OUT    ?= build/export
+
+.PHONY: install run test check schema docs clean
+
+# One pip call with the constraints file: the resolver is slow, so it runs once.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/nnx-build $(SPEC)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+schema: install
+	$(BIN)/nnx-build schema --out schema/nnx-spec.schema.json
+	$(BIN)/python -m nnx_build.docgen docs/spec-reference.md
+
+clean:
+	rm -rf build .pytest_cache

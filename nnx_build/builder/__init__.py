@@ -1,0 +1,69 @@
+"""Spec -> eager ``nnx.Module``: compile, check abstractly, then build."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flax import nnx
+
+from ..schemas.spec import Spec
+from ..spec_io import load_spec, spec_locator
+from .abstract import Report, abstract_check
+from .module import BuiltModule, instantiate
+from .program import Program, compile_spec
+
+__all__ = ["BuiltModule", "Report", "build", "check", "compile"]
+
+
+def compile(spec: Spec | str | os.PathLike[str]) -> Program:  # noqa: A001
+    """Resolves a spec into a program; raises ``SpecErrors`` with every problem."""
+    spec = load_spec(spec)
+    return compile_spec(spec, spec_locator(spec))
+
+
+def check(spec: Spec | str | os.PathLike[str], *, max_params: int | None = None) -> Report:
+    """Validates a spec abstractly: no weight is allocated.
+
+    Returns:
+      a :class:`Report` with parameter counts by kind, bytes, per-step shapes.
+    Raises:
+      SpecErrors: schema, reference, shape and budget problems, all located.
+    """
+    program = compile(spec)
+    report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params)
+    return report
+
+
+def build(
+    spec: Spec | str | os.PathLike[str],
+    *,
+    seed: int | None = None,
+    rngs: nnx.Rngs | None = None,
+    max_params: int | None = None,
+    check: bool = True,
+) -> BuiltModule:
+    """Builds the eager Flax NNX module a spec describes.
+
+    Args:
+      spec: a :class:`Spec`, a path, or spec text.
+      seed: overrides the spec's ``seed``.
+      rngs: an ``nnx.Rngs`` to draw from instead (wins over ``seed``).
+      max_params: refuse to build past this many parameters (checked abstractly).
+      check: run the abstract check first (shape errors located at their step).
+
+    Returns:
+      an ``nnx.Module``: call it, call its methods, split it, train it.
+
+    Example:
+      >>> model = build("format: 1\\nname: m\\ninputs: {x: [batch, 2]}\\nlayers:\\n"
+      ...               "  - linear: {type: Linear, in_features: 2, out_features: 3}\\n")
+      >>> model.linear.kernel.shape
+      (2, 3)
+    """
+    program = compile(spec)
+    if check:
+        abstract_check(program, spec_locator(program.spec), max_params=max_params)
+    if rngs is None:
+        rngs = nnx.Rngs(program.spec.seed if seed is None else seed)
+    return instantiate(program, rngs=rngs)

@@ -1,0 +1,212 @@
+"""The abstract build: shapes, parameter counts and shape errors before any allocation.
+
+``nnx.eval_shape`` builds the module with ``ShapeDtypeStruct``s in place of arrays;
+``jax.eval_shape`` then runs the forward with symbolic dims (``batch``), recording
+every step's output shape and turning failures into errors located at the step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from ..errors import SpecError, SpecErrors
+from .module import _CHECK, _KINDS, CheckContext, Poison, instantiate
+from .program import Node, Program
+
+__all__ = ["Report", "StepRow", "abstract_check", "count_variables"]
+
+DEFAULT_MAX_PARAMS = 1_000_000_000_000  # a trillion: generous, still stops a typo'd 10**15
+
+
+@dataclass
+class StepRow:
+    """One line of the model summary."""
+
+    name: str
+    type: str
+    shape: str
+    params: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+
+
+@dataclass
+class Report:
+    """What the abstract build knows: totals by kind, bytes, per-step rows, outputs."""
+
+    name: str
+    params: dict[str, int]
+    total_bytes: int
+    rows: list[StepRow]
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    methods: list[str]
+
+    @property
+    def total_params(self) -> int:
+        return sum(self.params.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "params": self.params,
+            "total_params": self.total_params,
+            "total_bytes": self.total_bytes,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "methods": self.methods,
+            "steps": [
+                {"name": r.name, "type": r.type, "shape": r.shape, "params": r.params, "bytes": r.bytes} for r in self.rows
+            ],
+        }
+
+
+def count_variables(node: Any) -> tuple[dict[str, int], int]:
+    """Counts elements of every variable under ``node`` by kind (RNG state excluded)."""
+    counts: dict[str, int] = {}
+    nbytes = 0
+    for _, var in nnx.to_flat_state(nnx.state(node)):
+        if isinstance(var, nnx.RngState):
+            continue
+        value = var.get_value()
+        size = math.prod(value.shape)
+        kind = type(var).__name__
+        counts[kind] = counts.get(kind, 0) + size
+        nbytes += size * np.dtype(value.dtype).itemsize
+    return counts, nbytes
+
+
+def _fmt_shape(tree: Any) -> str:
+    leaves = jax.tree.leaves(tree)
+    parts = [f"({', '.join(str(d) for d in leaf.shape)})" for leaf in leaves]
+    return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+
+def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -> dict[str, Any]:
+    specs = dict(program.root.main.input_specs)
+    names = sorted(program.dims)
+    if symbolic and names:
+        dims = dict(zip(names, jax.export.symbolic_shape(", ".join(names)), strict=True))
+    else:
+        dims = dict(program.dims)
+    return {
+        n: jax.ShapeDtypeStruct(tuple(dims[d] if isinstance(d, str) else d for d in s.shape), np.dtype(s.dtype))
+        for n, s in specs.items()
+    }
+
+
+def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> CheckContext:
+    ctx = CheckContext(locate=locate, kind_classes=program.kind_classes)
+    graphdef, state = nnx.split(abstract)
+    structs = _input_structs(program, symbolic)
+
+    def fwd(state: Any, inputs: dict[str, Any]) -> Any:
+        model = nnx.merge(graphdef, state)
+        model.eval()
+        out = model(**inputs)
+        return jax.tree.map(lambda v: None if isinstance(v, Poison) else v, out, is_leaf=lambda v: isinstance(v, Poison))
+
+    token = _CHECK.set(ctx)
+    ktoken = _KINDS.set(program.kind_classes)
+    try:
+        out = jax.eval_shape(fwd, state, structs)
+    except SpecError as e:  # raised from inside a transform
+        ctx.errors.append(e)
+        out = None
+    finally:
+        _CHECK.reset(token)
+        _KINDS.reset(ktoken)
+    ctx.shapes[("__outputs__",)] = out
+    return ctx
+
+
+def abstract_check(program: Program, locate: Any, *, max_params: int | None = None) -> tuple[Report, Any]:
+    """Builds ``program`` abstractly and runs its forward on symbolic shapes.
+
+    Returns:
+      the report and the abstract module.
+    Raises:
+      SpecErrors: every construction and shape problem, or a parameter budget overrun.
+    """
+    spec = program.spec
+    ctx = CheckContext(locate=locate, kind_classes=program.kind_classes)
+    token = _CHECK.set(ctx)
+    try:
+        abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
+    finally:
+        _CHECK.reset(token)
+    if ctx.errors:
+        raise SpecErrors(ctx.errors)
+    counts, nbytes = count_variables(abstract)
+    limit = max_params if max_params is not None else (spec.max_params or DEFAULT_MAX_PARAMS)
+    total = sum(counts.values())
+    if total > limit:
+        raise SpecErrors(
+            [
+                SpecError(
+                    "too-many-params",
+                    f"model has {total:,} parameters ({_human_bytes(nbytes)}), over the limit of {limit:,}; "
+                    "raise it with --max-params or 'max_params:' in the spec",
+                    locate(()),
+                )
+            ]
+        )
+    fwd = _forward(program, abstract, symbolic=True, locate=locate)
+    if fwd.errors and program.dims:
+        concrete = _forward(program, abstract, symbolic=False, locate=locate)
+        if not concrete.errors:
+            fwd = concrete  # a limitation of symbolic shapes, not a spec error
+    if fwd.errors:
+        raise SpecErrors(fwd.errors)
+
+    rows: list[StepRow] = []
+    for node in program.root.main.nodes + tuple(n for _, g in program.root.methods for n in g.nodes):
+        if any(r.name == node.label for r in rows):
+            continue
+        rows.append(_row(node, abstract, fwd.shapes.get(node.path)))
+    for node in program.root.modules:  # layers no entry point uses
+        if not any(r.name == node.label for r in rows):
+            rows.append(_row(node, abstract, None))
+    out_tree = fwd.shapes[("__outputs__",)]
+    out_leaves = out_tree if isinstance(out_tree, tuple) else (out_tree,)
+    outputs = {
+        name: {"shape": [str(d) if not isinstance(d, int) else d for d in leaf.shape], "dtype": str(leaf.dtype)}
+        for name, leaf in zip(program.root.main.outputs, out_leaves, strict=False)
+        if leaf is not None
+    }
+    inputs = {n: {"shape": list(s.shape), "dtype": s.dtype} for n, s in program.root.main.input_specs}
+    report = Report(
+        name=spec.name,
+        params=dict(sorted(counts.items())),
+        total_bytes=nbytes,
+        rows=rows,
+        inputs=inputs,
+        outputs=outputs,
+        methods=[m for m, _ in program.root.methods],
+    )
+    return report, abstract
+
+
+def _row(node: Node, abstract: Any, shape: Any) -> StepRow:
+    params: dict[str, int] = {}
+    nbytes = 0
+    if node.attr is not None:
+        params, nbytes = count_variables(getattr(abstract, node.attr))
+    type_name = node.type
+    if node.repeat is not None:
+        type_name += f" x{node.repeat}" + (" (scan)" if node.scan else "")
+    return StepRow(node.label, type_name, _fmt_shape(shape) if shape is not None else "-", params, nbytes)
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"

@@ -1,0 +1,325 @@
+"""The eager module a spec becomes, and the graph interpreter its methods run.
+
+Each named layer or block is an attribute, created eagerly in spec order with one
+shared ``nnx.Rngs`` (as hand-written NNX code does). ``__call__`` and every method
+look their submodules up on the instance at call time, so replacing
+``model.linear`` by attribute assignment changes what runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .. import registry
+from ..errors import SpecError
+from ..schemas.common import to_dtype, to_initializer
+from .program import Graph, Node, Program, Scope
+
+__all__ = ["BuiltModule", "instantiate", "module_class"]
+
+
+# ---- check mode: shape errors become located SpecErrors -----------------------------
+
+
+class Poison:
+    """Stands for the output of a step that failed in check mode."""
+
+    def __repr__(self) -> str:
+        return "<failed>"
+
+
+@dataclass
+class CheckContext:
+    """Collects errors and output shapes while the forward runs abstractly."""
+
+    locate: Callable[[tuple[Any, ...]], Any]
+    errors: list[SpecError] = field(default_factory=list)
+    shapes: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    depth: int = 0
+    kind_classes: dict[str, type] = field(default_factory=dict)
+
+
+_CHECK: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("nnx_build_check", default=None)
+_KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})
+
+
+def _shape_str(x: Any) -> str:
+    if isinstance(x, tuple | list):
+        return ", ".join(_shape_str(v) for v in x)
+    if hasattr(x, "shape"):
+        return f"({', '.join(str(d) for d in x.shape)}) {x.dtype}"
+    return type(x).__name__
+
+
+# ---- building ------------------------------------------------------------------------
+
+
+def _make_variable(var: Any, kinds: dict[str, type], rngs: nnx.Rngs) -> nnx.Variable:
+    cls = kinds[var.kind]
+    dtype = to_dtype(var.dtype) or jnp.float32
+    init = to_initializer(var.init)
+    value = init(rngs.params(), tuple(var.shape), dtype)
+    meta = {"out_sharding": tuple(var.sharding)} if var.sharding else {}
+    return cls(value, **meta)
+
+
+def _set_kinds_and_sharding(module: Any, node: Node, kinds: dict[str, type]) -> None:
+    for vpath, kind in node.kinds:
+        owner, attr = _owner(module, vpath, node)
+        old = getattr(owner, attr)
+        cls = kinds[kind]
+        if not isinstance(old, nnx.Variable):
+            raise _SpecIssue("unknown-variable", f"'{vpath}' of step '{node.name}' is not a variable")
+        setattr(owner, attr, cls(old.get_value(), **old.get_metadata()))
+    for vpath, axes in node.sharding:
+        owner, attr = _owner(module, vpath, node)
+        var = getattr(owner, attr)
+        if len(axes) != len(var.shape):
+            raise _SpecIssue(
+                "bad-shape",
+                f"sharding for '{vpath}' of step '{node.name}' names {len(axes)} axes, but the variable has shape {tuple(var.shape)}",
+            )
+        var.set_metadata(out_sharding=tuple(axes))
+
+
+def _variable_paths(module: Any) -> list[str]:
+    return [".".join(str(p) for p in path) for path, _ in nnx.iter_graph(module) if path and isinstance(_, nnx.Variable)]
+
+
+def _owner(module: Any, vpath: str, node: Node) -> tuple[Any, str]:
+    from ..errors import did_you_mean
+
+    *parents, attr = vpath.split(".")
+    owner = module
+    for p in parents:
+        owner = getattr(owner, p, None)
+    if owner is None or not isinstance(getattr(owner, attr, None), nnx.Variable):
+        choices = _variable_paths(module)
+        raise _SpecIssue(
+            "unknown-variable",
+            f"step '{node.name}' ({node.type}) has no variable '{vpath}'{did_you_mean(vpath, choices)}; its variables: {', '.join(choices)}",
+        )
+    return owner, attr
+
+
+class _SpecIssue(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _make_one(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:
+    if node.kind == "block":
+        assert node.block is not None
+        return module_class(node.block)(node.block, rngs=rngs)
+    entry = registry.get(node.type)
+    module = entry.fn(node.config, rngs=rngs)  # type: ignore[union-attr]
+    if node.kinds or node.sharding:
+        _set_kinds_and_sharding(module, node, kinds)
+    return module
+
+
+def _make_module(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:
+    if node.repeat is None:
+        return _make_one(node, kinds, rngs)
+    if not node.scan:
+        return nnx.List([_make_one(node, kinds, rngs) for _ in range(node.repeat)])
+
+    @nnx.split_rngs(splits=node.repeat)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def create(r: nnx.Rngs) -> Any:
+        return _make_one(node, kinds, r)
+
+    return create(rngs)
+
+
+class BuiltModule(nnx.Module):
+    """Base class of every module nnx-build builds (one subclass per spec or block).
+
+    Attributes are created in spec order: declared variables, then layers and blocks.
+    """
+
+    def __init__(self, scope: Scope, *, rngs: nnx.Rngs):
+        self.nnx_build_scope = scope
+        kinds = _KINDS.get()
+        ctx = _CHECK.get()
+        for name, var, vpath in scope.variables:
+            setattr(self, name, _make_variable(var, kinds, rngs))
+        for node in scope.modules:
+            if ctx is None:
+                setattr(self, node.name, _make_module(node, kinds, rngs))  # type: ignore[arg-type]
+                continue
+            try:
+                setattr(self, node.name, _make_module(node, kinds, rngs))  # type: ignore[arg-type]
+            except _SpecIssue as e:
+                ctx.errors.append(SpecError(e.code, e.message if hasattr(e, "message") else str(e), ctx.locate(node.path), node.path))
+            except SpecError as e:
+                ctx.errors.append(e)
+            except Exception as e:  # a constructor refusing its arguments
+                ctx.errors.append(
+                    SpecError("invalid-layer", f"step '{node.name}' ({node.type}) cannot be constructed: {_first_line(e)}", ctx.locate(node.path), node.path)
+                )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return run_graph(self, self.nnx_build_scope.main, args, kwargs)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+_CLASSES: dict[str, type[BuiltModule]] = {}
+
+
+def module_class(scope: Scope) -> type[BuiltModule]:
+    """The BuiltModule subclass for ``scope``, with one real method per spec method."""
+    cls = _CLASSES.get(scope.key)
+    if cls is not None:
+        return cls
+    ns: dict[str, Any] = {"__module__": "nnx_build.models", "__doc__": f"Module built from spec '{scope.name}'."}
+    for mname, graph in scope.methods:
+        ns[mname] = _make_method(mname, graph)
+    cls = type(scope.name, (BuiltModule,), ns)
+    _CLASSES[scope.key] = cls
+    return cls
+
+
+def _make_method(name: str, graph: Graph) -> Callable[..., Any]:
+    def method(self: BuiltModule, *args: Any, **kwargs: Any) -> Any:
+        return run_graph(self, graph, args, kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = name
+    method.__doc__ = f"Spec method '{name}': ({', '.join(graph.inputs)}) -> ({', '.join(graph.outputs)})."
+    return method
+
+
+def instantiate(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
+    """Builds the eager module of a compiled program."""
+    token = _KINDS.set(program.kind_classes)
+    try:
+        return module_class(program.root)(program.root, rngs=rngs)
+    finally:
+        _KINDS.reset(token)
+
+
+# ---- running -------------------------------------------------------------------------
+
+
+def run_graph(module: BuiltModule, graph: Graph, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if len(args) > len(graph.inputs):
+        raise TypeError(f"{type(module).__name__} takes {len(graph.inputs)} input(s) ({', '.join(graph.inputs)}), received {len(args)}")
+    env: dict[str, Any] = dict(zip(graph.inputs, args, strict=False))
+    for k, v in kwargs.items():
+        if k not in graph.inputs:
+            raise TypeError(f"unexpected input '{k}'; inputs are {', '.join(graph.inputs)}")
+        env[k] = v
+    missing = [n for n in graph.inputs if n not in env]
+    if missing:
+        raise TypeError(f"missing input(s): {', '.join(missing)}")
+    for name, _, _ in module.nnx_build_scope.variables:
+        env[name] = getattr(module, name)[...]
+    ctx = _CHECK.get()
+    top = ctx is not None and ctx.depth == 0
+    for node in graph.nodes:
+        inputs = [env[a] for a in node.args]
+        named = {k: env[v] for k, v in node.kwargs}
+        if ctx is None:
+            out = _run_node(module, node, inputs, named)
+        else:
+            out = _checked(module, node, inputs, named, ctx, top)
+        _bind(env, node, out)
+    outs = tuple(env[o] for o in graph.outputs)
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _bind(env: dict[str, Any], node: Node, out: Any) -> None:
+    if len(node.outs) == 1:
+        env[node.outs[0]] = out
+        return
+    if isinstance(out, Poison):
+        for o in node.outs:
+            env[o] = out
+        return
+    if not isinstance(out, tuple | list) or len(out) != len(node.outs):
+        n = len(out) if isinstance(out, tuple | list) else 1
+        raise _SpecIssue("bad-outputs", f"step '{node.label}' returns {n} value(s) but 'as' names {len(node.outs)}")
+    for o, v in zip(node.outs, out, strict=True):
+        env[o] = v
+
+
+def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str, Any]) -> Any:
+    if node.kind == "op":
+        return registry.get(node.type).fn(node.config, *inputs, **named)  # type: ignore[union-attr]
+    if node.kind == "call":
+        cfg = node.config
+        target: Any = module
+        for part in cfg.module.split("."):  # type: ignore[union-attr]
+            target = getattr(target, part)
+        fn = getattr(target, cfg.method) if cfg.method else target  # type: ignore[union-attr]
+        return fn(*inputs, **named)
+    sub = getattr(module, node.name)  # type: ignore[arg-type]
+    if node.repeat is None:
+        return sub(*inputs, **named)
+    if named:
+        raise _SpecIssue("bad-value", f"repeated step '{node.name}' takes positional inputs only")
+    if not node.scan:
+        carry = tuple(inputs)
+        for layer in sub:
+            out = layer(*carry)
+            carry = out if isinstance(out, tuple) else (out,)
+        return carry[0] if len(carry) == 1 else carry
+
+    @nnx.split_rngs(splits=node.repeat)
+    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+    def body(carry: Any, layer: Any) -> Any:
+        out = layer(*carry)
+        return out if isinstance(out, tuple) else (out,)
+
+    carry = body(tuple(inputs), sub)
+    return carry[0] if len(carry) == 1 else carry
+
+
+def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str, Any], ctx: CheckContext, top: bool) -> Any:
+    all_in = [*inputs, *named.values()]
+    if any(isinstance(v, Poison) for v in all_in):
+        return Poison()
+    src = ", ".join(f"'{a}' {_shape_str(v)}" for a, v in zip((*node.args, *(k for k, _ in node.kwargs)), all_in, strict=False))
+    try:
+        entry = registry.get(node.type) if node.kind in ("layer", "op") else None
+        if entry is not None and entry.check is not None and node.repeat is None:
+            problem = entry.check(node.config, *inputs, **named)
+            if problem:
+                raise _SpecIssue("shape-mismatch", f"step '{node.label}' ({node.type}) {problem} (from {src})")
+        ctx.depth += 1
+        try:
+            out = _run_node(module, node, inputs, named)
+        finally:
+            ctx.depth -= 1
+        if top:
+            ctx.shapes[node.path] = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), out)
+        return out
+    except _SpecIssue as e:
+        err = SpecError(e.code, str(e), ctx.locate(node.path), node.path)
+    except SpecError as e:
+        err = e
+    except Exception as e:
+        text = _first_line(e)
+        err = SpecError(
+            "shape-mismatch",
+            f"step '{node.label}' ({node.type}) fails on inputs {src}: {text}",
+            ctx.locate(node.path),
+            node.path,
+        )
+    if not top:
+        raise err
+    ctx.errors.append(err)
+    return Poison()

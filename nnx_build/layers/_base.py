@@ -1,0 +1,66 @@
+"""Helpers to register NNX layers and pure ops with little code per entry."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..registry import CheckFn, register
+from ..schemas.common import Config
+
+__all__ = ["nnx_layer", "op", "feature_check"]
+
+
+def nnx_layer(
+    config: type[Config],
+    nnx_cls: type,
+    *,
+    name: str | None = None,
+    check: CheckFn | None = None,
+    group: str = "nn",
+    build: Callable[..., Any] | None = None,
+) -> None:
+    """Registers an NNX layer whose constructor takes the config's fields."""
+    takes_rngs = "rngs" in inspect.signature(nnx_cls.__init__).parameters
+
+    def default_build(cfg: Config, *, rngs: Any) -> Any:
+        args, kw = cfg.call_args()
+        if takes_rngs:
+            kw["rngs"] = rngs
+        return nnx_cls(*args, **kw)
+
+    tag = name or nnx_cls.__name__
+    register(tag, config, build or default_build, kind="layer", check=check, nnx_cls=nnx_cls, group=group)
+
+
+def op(config: type[Config], *, name: str | None = None, check: CheckFn | None = None, group: str = "ops"):
+    """Decorator registering a pure function ``fn(cfg, *inputs, **named_inputs)``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        tag = name or config.model_fields["type"].default
+        register(tag, config, fn, kind="op", check=check, group=group)
+        return fn
+
+    return deco
+
+
+def feature_check(field: str, axis: int = -1, what: str = "the last dimension") -> CheckFn:
+    """A check that ``cfg.<field>`` equals the size of ``axis`` of the first input."""
+
+    def check(cfg: Config, x: Any, *rest: Any, **kw: Any) -> str | None:
+        want = getattr(cfg, field)
+        if not hasattr(x, "shape") or len(x.shape) < (abs(axis) if axis < 0 else axis + 1):
+            return f"expects an input with at least {abs(axis)} dimension(s), received shape {_fmt(getattr(x, 'shape', None))}"
+        got = x.shape[axis]
+        if isinstance(want, int) and isinstance(got, int) and got != want:
+            return f"expects {field}={want} to match {what} of its input, received shape {_fmt(x.shape)} ({field} would be {got}); set {field}: {got}"
+        return None
+
+    return check
+
+
+def _fmt(shape: Any) -> str:
+    if shape is None:
+        return "(none)"
+    return "(" + ", ".join(str(d) for d in shape) + ")"

@@ -1,0 +1,218 @@
+"""The spec document as pydantic models.
+
+A spec has inputs, a list of steps (``layers``), outputs, and optionally args, blocks,
+methods, declared variables and kinds. Step fields that belong to a layer or op are
+validated against that layer's own model once expressions are evaluated (see
+:mod:`nnx_build.builder.program`); here a step is its common fields plus extras.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from .common import DTypeName, Init
+
+__all__ = [
+    "ArgSpec",
+    "BlockSpec",
+    "FORMAT_VERSION",
+    "InputSpec",
+    "KindSpec",
+    "MeshSpec",
+    "MethodSpec",
+    "Spec",
+    "Step",
+    "VariableSpec",
+]
+
+FORMAT_VERSION = 1
+BUILTIN_KINDS = ("Param", "BatchStat", "Cache", "Intermediate", "LoRAParam")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+#: a dimension: an integer, a symbolic name (``batch``) or an expression (``${d * 4}``)
+Dim = Annotated[int | str, Field(description="integer size, symbolic name, or ${expression}")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InputSpec(_Model):
+    """A model input: its shape (named dims are symbolic) and dtype."""
+
+    shape: list[Dim]
+    dtype: DTypeName = "float32"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `x: [batch, 2]` is short for `x: {shape: [batch, 2]}`
+        return {"shape": data} if isinstance(data, list) else data
+
+
+class VariableSpec(_Model):
+    """A raw variable declared by a block or the model, used by ops as a value."""
+
+    kind: str = "Param"
+    shape: list[Dim]
+    init: Init = "zeros"
+    dtype: DTypeName | None = None
+    sharding: list[str | None] | None = Field(
+        default=None, description="logical axis names, one per dimension (nnx.with_partitioning)"
+    )
+
+
+class KindSpec(_Model):
+    """A variable kind declared by the spec, created as a real nnx.Variable subclass."""
+
+    base: str = "Param"
+    doc: str = ""
+
+
+class ArgSpec(_Model):
+    """A typed argument of a block."""
+
+    type: Literal["int", "float", "bool", "str", "list", "any"] = "any"
+    default: Any = None
+    required: bool = True
+    doc: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):  # `dim: int`
+            return {"type": data}
+        if isinstance(data, dict) and "default" in data:
+            return {**data, "required": False}
+        return data
+
+
+class Step(BaseModel):
+    """One step of a graph.
+
+    Written as ``- relu``, ``- {type: reshape, shape: [-1]}`` or, named,
+    ``- linear: {type: Linear, in_features: 2, out_features: 64}``. Layer fields other
+    than the ones below are kept as extras and validated against the layer's own model.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    name: Name | None = None
+    type: str
+    in_: str | list[str] | dict[str, str] | None = Field(default=None, alias="in")
+    as_: Name | list[Name] | None = Field(default=None, alias="as")
+    repeat: int | str | None = None
+    scan: bool = False
+    kinds: dict[str, str] = Field(default_factory=dict, description="variable name -> kind, e.g. {kernel: Frozen}")
+    sharding: dict[str, list[str | None]] = Field(
+        default_factory=dict, description="variable name -> logical axis names (nnx.with_partitioning)"
+    )
+    doc: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"type": data}
+        if isinstance(data, dict) and "type" not in data and len(data) == 1:
+            (name, body), = data.items()
+            if isinstance(body, dict):
+                return {"name": name, **body}
+            if isinstance(body, str):  # `- h: relu`
+                return {"name": name, "type": body}
+        return data
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The layer's own fields (everything not common to all steps)."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def inputs(self) -> tuple[tuple[str, ...], dict[str, str]]:
+        if self.in_ is None:
+            return (), {}
+        if isinstance(self.in_, str):
+            return (self.in_,), {}
+        if isinstance(self.in_, list):
+            return tuple(self.in_), {}
+        return (), dict(self.in_)
+
+
+class MethodSpec(_Model):
+    """An extra entry point: ``model.encode(x)``.
+
+    ``inputs`` defaults to the model's inputs; ``layers`` may add steps (for instance a
+    ``call`` of an existing module); ``outputs`` name values of the model's graph or of
+    these steps.
+    """
+
+    inputs: dict[str, InputSpec] | list[Name] | None = None
+    layers: list[Step] = Field(default_factory=list)
+    outputs: list[Name]
+    doc: str = ""
+
+
+class BlockSpec(_Model):
+    """A reusable, parameterised sub-spec; each use is a nested ``nnx.Module``."""
+
+    args: dict[Name, ArgSpec] = Field(default_factory=dict)
+    inputs: list[Name] = Field(default_factory=lambda: ["x"])
+    variables: dict[Name, VariableSpec] = Field(default_factory=dict)
+    layers: list[Step]
+    outputs: list[Name] | None = None
+    methods: dict[Name, MethodSpec] = Field(default_factory=dict)
+    doc: str = ""
+
+
+class MeshSpec(_Model):
+    """A device mesh and the rules mapping logical axis names onto its axes."""
+
+    axes: dict[Name, int]
+    rules: list[tuple[str, str | None]] = Field(default_factory=list)
+
+
+class Spec(_Model):
+    """A model spec (format 1)."""
+
+    format: int = Field(description="spec format version; this nnx-build reads format 1")
+    name: Name
+    doc: str = ""
+    seed: int = 0
+    args: dict[Name, Any] = Field(default_factory=dict, description="values usable as ${name} anywhere")
+    dims: dict[Name, int] = Field(
+        default_factory=dict, description="example sizes of symbolic dims for forward passes (default 1)"
+    )
+    dtype: DTypeName | None = Field(default=None, description="default computation dtype of layers")
+    param_dtype: DTypeName | None = Field(default=None, description="default parameter dtype of layers")
+    kinds: dict[Name, KindSpec] = Field(default_factory=dict)
+    inputs: dict[Name, InputSpec]
+    variables: dict[Name, VariableSpec] = Field(default_factory=dict)
+    blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
+    layers: list[Step]
+    outputs: list[Name] | None = None
+    methods: dict[Name, MethodSpec] = Field(default_factory=dict)
+    mesh: MeshSpec | None = None
+    max_params: int | None = Field(default=None, description="refuse to build past this many parameters")
+    tests: list[dict[str, Any]] | None = Field(default=None, description="spec tests (run by nnx-build test)")
+    train: dict[str, Any] | None = Field(default=None, description="training setup (nnx-build train)")
+
+    _document: Any = PrivateAttr(default=None)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: int) -> int:
+        if v > FORMAT_VERSION:
+            raise ValueError(
+                f"spec format {v} is newer than this nnx-build reads (format {FORMAT_VERSION}); upgrade nnx-build"
+            )
+        if v < 1:
+            raise ValueError(f"spec format must be {FORMAT_VERSION}, received {v}")
+        return v
+
+    def __eq__(self, other: object) -> bool:  # source positions do not take part
+        return isinstance(other, Spec) and self.model_dump(by_alias=True) == other.model_dump(by_alias=True)
+
+    __hash__ = None  # type: ignore[assignment]

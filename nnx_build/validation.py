@@ -1,0 +1,175 @@
+"""From a parsed document to a :class:`Spec`, with every problem located.
+
+pydantic errors become :class:`SpecError`s with a stable code, the expected and the
+received value, a did-you-mean for names, and the ``FILE:LINE:COL`` of the key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import Location, SpecError, SpecErrors, did_you_mean
+from .loader import Document
+
+__all__ = ["locator", "pydantic_errors", "validate_document"]
+
+_WRONG_TYPE = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "none_required": "null",
+}
+
+
+def locator(doc: Document) -> Callable[[tuple[Any, ...]], Location]:
+    """Maps a path in the normalised spec to the location of the raw text."""
+
+    def locate(path: tuple[Any, ...]) -> Location:
+        return doc.locate(raw_path(doc.data, path))
+
+    return locate
+
+
+def raw_path(data: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Follows ``path`` through raw data, stepping into ``- name: {...}`` shorthands."""
+    out: list[Any] = []
+    cur = data
+    for part in path:
+        if isinstance(cur, dict):
+            if part in cur:
+                out.append(part)
+                cur = cur[part]
+                continue
+            if len(cur) == 1 and "type" not in cur:
+                (k, v), = cur.items()
+                if isinstance(v, dict):
+                    out.append(k)
+                    cur = v
+                    if part == "name":
+                        break
+                    if part in cur:
+                        out.append(part)
+                        cur = cur[part]
+                    continue
+            if part == "name":
+                continue
+            break
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        else:
+            break
+    return tuple(out)
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that ``loc`` (minus its last part) points into."""
+    cur = model
+    for part in loc[:-1]:
+        cur = _unwrap(cur, part)
+        if cur is None:
+            return []
+    cur = _unwrap(cur, None) if not (isinstance(cur, type) and issubclass(cur, BaseModel)) else cur
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return [info.alias or n for n, info in cur.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    """One step into a type along ``part`` (a field name or an index/key)."""
+    for _ in range(8):
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [m for m in models if (isinstance(m, type) and issubclass(m, BaseModel)) or typing.get_origin(m) in (list, dict)]
+            if not models:
+                return None
+            tp = models[0]
+            continue
+        break
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if part is None:
+            return tp
+        fields = {info.alias or n: info for n, info in tp.model_fields.items()}
+        info = fields.get(part)
+        return info.annotation if info else None
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return typing.get_args(tp)[0]
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    return None
+
+
+def pydantic_errors(
+    exc: ValidationError,
+    base: tuple[Any, ...],
+    locate: Callable[[tuple[Any, ...]], Location],
+    model: Any = None,
+) -> list[SpecError]:
+    """Converts a pydantic ``ValidationError`` into located spec errors."""
+    out: list[SpecError] = []
+    for e in exc.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = (*base, *loc)
+        kind = e["type"]
+        field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+        received = e.get("input")
+        where = f"field '{field}'" if field else "value"
+        if kind == "missing":
+            code = "missing-field"
+            msg = f"missing required field '{field}'"
+            path = path[:-1]
+        elif kind == "extra_forbidden":
+            code = "unknown-field"
+            choices = _fields_at(model, loc) if model is not None else []
+            choices = [c for c in choices if c != "type"]
+            msg = f"unknown field '{field}'{did_you_mean(field, choices)}"
+            if choices:
+                msg += f"; expected one of: {', '.join(choices)}"
+        elif kind in _WRONG_TYPE:
+            code = "wrong-type"
+            msg = f"{where} expects {_WRONG_TYPE[kind]}, received {_show(received)}"
+        elif kind == "literal_error":
+            code = "bad-value"
+            msg = f"{where} expects {e['ctx'].get('expected', '')}, received {_show(received)}"
+        elif kind == "value_error" and field == "format":
+            code = "unsupported-format"
+            msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
+        elif kind == "value_error":
+            code = "bad-value"
+            msg = f"{where}: {e['ctx']['error'] if 'ctx' in e else e['msg']}"
+        else:
+            code = "bad-value"
+            msg = f"{where}: {e['msg'][0].lower() + e['msg'][1:]}, received {_show(received)}"
+        out.append(SpecError(code, msg, locate(path), path))
+    return out
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_document(doc: Document) -> Any:
+    """Validates parsed data as a :class:`Spec` (raises :class:`SpecErrors`)."""
+    from .schemas.spec import Spec
+
+    if not isinstance(doc.data, dict):
+        raise SpecErrors(
+            [SpecError("wrong-type", f"a spec is a mapping with 'format', 'inputs' and 'layers'; received {type(doc.data).__name__}", doc.locate(()))]
+        )
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as e:
+        raise SpecErrors(pydantic_errors(e, (), locator(doc), Spec)) from None
