@@ -1,0 +1,3 @@
+"""Catalogue entries: attention."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Catalogue entries: pooling."""
+
+from __future__ import annotations

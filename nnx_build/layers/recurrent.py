@@ -1,0 +1,3 @@
+"""Catalogue entries: recurrent."""
+
+from __future__ import annotations
