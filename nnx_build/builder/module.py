@@ -168,7 +168,9 @@ class BuiltModule(nnx.Module):
                 )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return run_graph(self, self.nnx_build_scope.main, args, kwargs)
+        scope = self.nnx_build_scope
+        graph = scope.check_graph if _CHECK.get() is not None and scope.check_graph is not None else scope.main
+        return run_graph(self, graph, args, kwargs)
 
 
 def _first_line(e: BaseException) -> str:

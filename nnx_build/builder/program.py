@@ -88,6 +88,7 @@ class Scope:
     methods: tuple[tuple[str, Graph], ...]
     kinds: tuple[tuple[str, str], ...]
     path: tuple[Any, ...] = ()
+    check_graph: Graph | None = None
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -150,7 +151,7 @@ class _Compiler:
         self.err(
             "unknown-kind",
             f"unknown variable kind '{name}'{did_you_mean(name, self.kind_names)}; "
-            "declare it under 'kinds:' (e.g. {name}: {{base: Param}}) or use Param, BatchStat, Cache, Intermediate",
+            f"declare it under 'kinds:' (e.g. {name}: {{base: Param}}) or use Param, BatchStat, Cache, Intermediate",
             path,
         )
         return False
@@ -204,6 +205,10 @@ class _Compiler:
         main_nodes = self.compile_steps(steps, (*path, "layers"), input_names, values, names, attrs, start=0)
         main_outputs = self.check_outputs(outputs, main_nodes, values, (*path, "outputs"), input_names)
         graph_main = self.make_graph(input_names, main_nodes, main_outputs, input_specs, (*path, "layers"))
+        # the abstract check runs every step, even one no output needs
+        every = tuple(o for n in main_nodes for o in n.outs)
+        graph_check = self.make_graph(input_names, main_nodes, every, input_specs, (*path, "layers"))
+        graph_check = Graph(graph_check.inputs, graph_check.nodes, main_outputs, graph_check.input_specs)
 
         method_graphs: list[tuple[str, Graph]] = []
         count = len(main_nodes)
@@ -244,6 +249,7 @@ class _Compiler:
             methods=tuple(method_graphs),
             kinds=tuple(sorted((k, v.base) for k, v in self.spec.kinds.items())),
             path=path,
+            check_graph=graph_check,
         )
 
     def add_value(self, values: dict[str, tuple[Any, ...]], name: str, path: tuple[Any, ...]) -> bool:
@@ -270,7 +276,11 @@ class _Compiler:
             spath = (*path, i)
             node = self.compile_step(step, spath, start + i, previous, names, attrs, inputs)
             if node is None:
-                previous = None
+                # keep later steps checkable: the failed step's outputs still exist by name
+                outs = _declared_outs(step)
+                for out in outs:
+                    self.add_value(values, out, spath)
+                previous = outs[0] if outs else None
                 continue
             for out in node.outs:
                 self.add_value(values, out, spath)
@@ -281,8 +291,9 @@ class _Compiler:
                     pass  # reported as duplicate-name above
                 else:
                     attrs[node.attr] = node
+            rpath = (*spath, "in") if step.in_ is not None else spath
             for ref in node.inputs():
-                pending_refs.append((ref, spath))
+                pending_refs.append((ref, rpath))
             nodes.append(node)
             previous = node.outs[0] if node.outs else None
         # references may point forward (DAG), so they are checked once all names are known
@@ -314,7 +325,14 @@ class _Compiler:
         attrs: dict[str, Node],
         inputs: list[str],
     ) -> Node | None:
-        fields = self.subst(step.fields, names, spath)
+        fields: dict[str, Any] | None = {}
+        for k, v in step.fields.items():  # each field on its own, so an error points at its key
+            n_errors = len(self.errors)
+            value = self.subst(v, names, (*spath, k))
+            if len(self.errors) > n_errors:
+                fields = None
+            elif fields is not None:
+                fields[k] = value
         repeat = self.subst(step.repeat, names, (*spath, "repeat"))
         if fields is None:
             return None
@@ -466,7 +484,7 @@ class _Compiler:
         producer: dict[str, Node] = {}
         for n in nodes:
             for o in n.outs:
-                producer[o] = n
+                producer.setdefault(o, n)  # a duplicate name is reported once, not as a cycle too
         state: dict[int, int] = {}  # 1 = visiting, 2 = done
 
         def visit(node: Node, chain: list[Node]) -> None:
@@ -496,6 +514,12 @@ class _Compiler:
             stack.extend(producer[r] for r in n.inputs() if r in producer)
         order = [n for n in nodes if n.index in needed]
         return Graph(tuple(inputs), tuple(_topo(order)), tuple(outputs), tuple(input_specs))
+
+
+def _declared_outs(step: Step) -> tuple[str, ...]:
+    if step.as_ is not None:
+        return (step.as_,) if isinstance(step.as_, str) else tuple(step.as_)
+    return (step.name,) if step.name else ()
 
 
 def _topo(nodes: list[Node]) -> list[Node]:
