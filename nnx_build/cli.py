@@ -138,6 +138,9 @@ def schema_cmd(
     _console().print(f"wrote {out}")
 
 
+from . import commands as _commands  # noqa: E402,F401  (registers export, verify, train, ...)
+
+
 def _report_error(exc: BaseException) -> int:
     from .errors import NnxBuildError, SpecErrors
 
