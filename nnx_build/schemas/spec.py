@@ -44,7 +44,7 @@ class _Model(BaseModel):
 class InputSpec(_Model):
     """A model input: its shape (named dims are symbolic) and dtype."""
 
-    shape: list[Dim]
+    shape: list[Dim] = Field(description="sizes; a name such as batch is a symbolic (polymorphic) dim")
     dtype: DTypeName = "float32"
 
     @model_validator(mode="before")
@@ -57,10 +57,10 @@ class InputSpec(_Model):
 class VariableSpec(_Model):
     """A raw variable declared by a block or the model, used by ops as a value."""
 
-    kind: str = "Param"
-    shape: list[Dim]
+    kind: str = Field(default="Param", description="Param, BatchStat, Cache, Intermediate or a declared kind")
+    shape: list[Dim] = Field(description="integer sizes or ${expressions}")
     init: Init = "zeros"
-    dtype: DTypeName | None = None
+    dtype: DTypeName | None = Field(default=None, description="default float32")
     sharding: list[str | None] | None = Field(
         default=None, description="logical axis names, one per dimension (nnx.with_partitioning)"
     )
@@ -69,7 +69,7 @@ class VariableSpec(_Model):
 class KindSpec(_Model):
     """A variable kind declared by the spec, created as a real nnx.Variable subclass."""
 
-    base: str = "Param"
+    base: str = Field(default="Param", description="the kind it specialises (Param, BatchStat, ... or another declared kind)")
     doc: str = ""
 
 
@@ -101,12 +101,14 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
-    name: Name | None = None
-    type: str
-    in_: str | list[str] | dict[str, str] | None = Field(default=None, alias="in")
-    as_: Name | list[Name] | None = Field(default=None, alias="as")
-    repeat: int | str | None = None
-    scan: bool = False
+    name: Name | None = Field(default=None, description="the module attribute (layers, blocks) and the output's name")
+    type: str = Field(description="a layer or op of the catalogue, or a block declared under blocks:")
+    in_: str | list[str] | dict[str, str] | None = Field(
+        default=None, alias="in", description="inputs: a value name, a list (positional) or a mapping (keyword); default the previous step"
+    )
+    as_: Name | list[Name] | None = Field(default=None, alias="as", description="name(s) of the output; a list unpacks a tuple")
+    repeat: int | str | None = Field(default=None, description="apply N copies in sequence (each with its own weights)")
+    scan: bool = Field(default=False, description="with repeat: stack the copies (nnx.vmap) and run them with nnx.scan")
     kinds: dict[str, str] = Field(default_factory=dict, description="variable name -> kind, e.g. {kernel: Frozen}")
     sharding: dict[str, list[str | None]] = Field(
         default_factory=dict, description="variable name -> logical axis names (nnx.with_partitioning)"
@@ -149,20 +151,20 @@ class MethodSpec(_Model):
     these steps.
     """
 
-    inputs: dict[str, InputSpec] | list[Name] | None = None
-    layers: list[Step] = Field(default_factory=list)
-    outputs: list[Name]
+    inputs: dict[str, InputSpec] | list[Name] | None = Field(default=None, description="default: the model's inputs")
+    layers: list[Step] = Field(default_factory=list, description="extra steps of this method")
+    outputs: list[Name] = Field(description="values returned, in order")
     doc: str = ""
 
 
 class BlockSpec(_Model):
     """A reusable, parameterised sub-spec; each use is a nested ``nnx.Module``."""
 
-    args: dict[Name, ArgSpec] = Field(default_factory=dict)
-    inputs: list[Name] = Field(default_factory=lambda: ["x"])
-    variables: dict[Name, VariableSpec] = Field(default_factory=dict)
-    layers: list[Step]
-    outputs: list[Name] | None = None
+    args: dict[Name, ArgSpec] = Field(default_factory=dict, description="typed arguments, usable as ${name}")
+    inputs: list[Name] = Field(default_factory=lambda: ["x"], description="names of the block's inputs")
+    variables: dict[Name, VariableSpec] = Field(default_factory=dict, description="raw variables, usable as values")
+    layers: list[Step] = Field(description="the block's steps")
+    outputs: list[Name] | None = Field(default=None, description="default: the last step's output")
     methods: dict[Name, MethodSpec] = Field(default_factory=dict)
     doc: str = ""
 
@@ -178,23 +180,23 @@ class Spec(_Model):
     """A model spec (format 1)."""
 
     format: int = Field(description="spec format version; this nnx-build reads format 1")
-    name: Name
+    name: Name = Field(description="model name; the built class is its CamelCase form")
     doc: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, description="seed of nnx.Rngs for the weights")
     args: dict[Name, Any] = Field(default_factory=dict, description="values usable as ${name} anywhere")
     dims: dict[Name, int] = Field(
         default_factory=dict, description="example sizes of symbolic dims for forward passes (default 1)"
     )
     dtype: DTypeName | None = Field(default=None, description="default computation dtype of layers")
     param_dtype: DTypeName | None = Field(default=None, description="default parameter dtype of layers")
-    kinds: dict[Name, KindSpec] = Field(default_factory=dict)
-    inputs: dict[Name, InputSpec]
-    variables: dict[Name, VariableSpec] = Field(default_factory=dict)
-    blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
-    layers: list[Step]
-    outputs: list[Name] | None = None
-    methods: dict[Name, MethodSpec] = Field(default_factory=dict)
-    mesh: MeshSpec | None = None
+    kinds: dict[Name, KindSpec] = Field(default_factory=dict, description="variable kinds declared on top of NNX's")
+    inputs: dict[Name, InputSpec] = Field(description="model inputs, in call order")
+    variables: dict[Name, VariableSpec] = Field(default_factory=dict, description="raw variables of the model")
+    blocks: dict[Name, BlockSpec] = Field(default_factory=dict, description="reusable sub-specs, used as step types")
+    layers: list[Step] = Field(description="the steps, sequential unless a step says in:")
+    outputs: list[Name] | None = Field(default=None, description="values returned by __call__; default the last step's")
+    methods: dict[Name, MethodSpec] = Field(default_factory=dict, description="extra entry points: model.NAME(...)")
+    mesh: MeshSpec | None = Field(default=None, description="device mesh for sharded builds")
     max_params: int | None = Field(default=None, description="refuse to build past this many parameters")
     tests: list[dict[str, Any]] | None = Field(default=None, description="spec tests (run by nnx-build test)")
     train: dict[str, Any] | None = Field(default=None, description="training setup (nnx-build train)")
