@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Mapping
@@ -125,9 +126,9 @@ class _Evaluator(ast.NodeVisitor):
             out = op(a, b)
         except ZeroDivisionError:
             raise ExprError("division by zero") from None
-        if isinstance(out, int) and abs(out) > _MAX_MAGNITUDE:
-            raise ExprError("result too large")
-        return out
+        except OverflowError:
+            raise ExprError("result too large") from None
+        return self._result(out)
 
     def visit_Compare(self, node: ast.Compare) -> Any:
         left = self.visit(node.left)
@@ -153,9 +154,19 @@ class _Evaluator(ast.NodeVisitor):
             raise ExprError(f"only the functions {', '.join(_FUNCS)} may be called")
         args = [self._num(self.visit(a)) for a in node.args]
         try:
-            return _FUNCS[node.func.id](*args)
-        except (TypeError, ValueError) as e:
+            return self._result(_FUNCS[node.func.id](*args))
+        except (TypeError, ValueError, OverflowError) as e:
             raise ExprError(f"{node.func.id}(): {e}") from None
+
+    @staticmethod
+    def _result(out: Any) -> Any:
+        if isinstance(out, complex):
+            raise ExprError(f"result {out!r} is not a real number")
+        if isinstance(out, float) and not math.isfinite(out):
+            raise ExprError(f"result {out!r} is not finite")
+        if isinstance(out, int) and abs(out) > _MAX_MAGNITUDE:
+            raise ExprError("result too large")
+        return out
 
     @staticmethod
     def _num(v: Any) -> Any:

@@ -171,7 +171,11 @@ class _Builder:
                     node,
                 )
                 return None
-            value = self._scalar.construct_object(node, deep=True)
+            try:
+                value = self._scalar.construct_object(node, deep=True)
+            except (ValueError, OverflowError) as e:  # e.g. an integer past Python's 4300 digits
+                self._fail("too-large", f"cannot read value {node.value[:40]!r}...: {e}", node)
+                return None
             if isinstance(value, str) and len(value) > self.limits.max_string:
                 self._fail("too-large", f"string longer than {self.limits.max_string} characters", node)
                 return None
@@ -187,12 +191,16 @@ class _Builder:
                 return None
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+                    self._fail("yaml-tag", "YAML merge keys ('<<') are not supported; write the keys out", key_node)
+                    continue
                 if not isinstance(key_node, ScalarNode) or key_node.tag not in _PLAIN_TAGS - {"tag:yaml.org,2002:null"}:
                     self._fail("bad-key", "mapping keys must be plain strings or numbers", key_node)
                     continue
-                key = self._scalar.construct_object(key_node)
-                if key == "<<" or key_node.tag == "tag:yaml.org,2002:merge":
-                    self._fail("yaml-tag", "YAML merge keys ('<<') are not supported; write the keys out", key_node)
+                try:
+                    key = self._scalar.construct_object(key_node)
+                except (ValueError, OverflowError) as e:
+                    self._fail("too-large", f"cannot read key {key_node.value[:40]!r}...: {e}", key_node)
                     continue
                 if key in out:
                     first = self.doc.positions.get((*path, key), (0, 0))

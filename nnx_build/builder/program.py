@@ -291,9 +291,7 @@ class _Compiler:
                     pass  # reported as duplicate-name above
                 else:
                     attrs[node.attr] = node
-            rpath = (*spath, "in") if step.in_ is not None else spath
-            for ref in node.inputs():
-                pending_refs.append((ref, rpath))
+            pending_refs.extend(_ref_paths(step, node, spath))
             nodes.append(node)
             previous = node.outs[0] if node.outs else None
         # references may point forward (DAG), so they are checked once all names are known
@@ -540,6 +538,17 @@ def _topo(nodes: list[Node]) -> list[Node]:
             out.extend(remaining)
             break
     return out
+
+
+def _ref_paths(step: Step, node: Node, spath: tuple[Any, ...]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Each input a step reads, with the path of the ``in:`` entry that names it."""
+    if step.in_ is None:
+        return [(ref, spath) for ref in node.inputs()]
+    if isinstance(step.in_, str):
+        return [(step.in_, (*spath, "in"))]
+    if isinstance(step.in_, list):
+        return [(ref, (*spath, "in", i)) for i, ref in enumerate(step.in_)]
+    return [(ref, (*spath, "in", k)) for k, ref in step.in_.items()]
 
 
 def _arg_type_ok(kind: str, value: Any) -> bool:
