@@ -8,6 +8,7 @@ before it reaches the NNX constructor.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -147,6 +148,18 @@ Padding = Annotated[
 ]
 
 
+def _convert_of(info: Any) -> Convert | None:
+    """The field's Convert marker, also when nested in ``X | None`` (``DType | None``)."""
+    for meta in info.metadata:
+        if isinstance(meta, Convert):
+            return meta
+    for arg in typing.get_args(info.annotation):
+        for meta in getattr(arg, "__metadata__", ()):
+            if isinstance(meta, Convert):
+                return meta
+    return None
+
+
 class Config(BaseModel):
     """Base of every layer and op model: a ``type`` tag plus the constructor's fields.
 
@@ -166,10 +179,9 @@ class Config(BaseModel):
             value = getattr(self, name)
             if name == "type" or (value is None and name not in self.model_fields_set):
                 continue  # unset: the NNX constructor's own default applies
-            for meta in info.metadata:
-                if isinstance(meta, Convert):
-                    value = meta.fn(value)
-                    break
+            convert = _convert_of(info)
+            if convert is not None:
+                value = convert.fn(value)
             else:
                 if isinstance(value, list):
                     value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
