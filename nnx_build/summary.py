@@ -18,7 +18,7 @@ def summary_table(report: Report, title: str | None = None) -> Any:
     table = Table(title=title, title_justify="left", show_footer=True)
     table.add_column("step", footer="total")
     table.add_column("type")
-    table.add_column("output shape", footer=", ".join(f"{n}: ({', '.join(map(str, o['shape']))})" for n, o in report.outputs.items()))
+    table.add_column("output shape")
     for kind in kinds:
         table.add_column(kind, justify="right", footer=f"{report.params.get(kind, 0):,}")
     table.add_column("bytes", justify="right", footer=_human_bytes(report.total_bytes))
@@ -32,6 +32,8 @@ def print_summary(console: Any, report: Report, title: str | None = None) -> Non
     console.print(summary_table(report, title))
     by_kind = ", ".join(f"{v:,} {k}" for k, v in report.params.items()) or "no variables"
     console.print(f"{report.total_params:,} parameters ({by_kind}); {_human_bytes(report.total_bytes)}")
+    for name, o in report.outputs.items():
+        console.print(f"output {name}: ({', '.join(map(str, o['shape']))}) {o['dtype']}")
     if report.methods:
         console.print(f"methods: {', '.join(report.methods)}")
 

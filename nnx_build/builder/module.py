@@ -280,7 +280,7 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
             carry = out if isinstance(out, tuple) else (out,)
         return carry[0] if len(carry) == 1 else carry
 
-    @nnx.split_rngs(splits=node.repeat)
+    # each stacked copy owns its RNG streams (split at creation), so no split_rngs here
     @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
     def body(carry: Any, layer: Any) -> Any:
         out = layer(*carry)
