@@ -1,0 +1,89 @@
+"""What every exporter shares: entry points, symbolic shapes, files."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..fastpath import FastForward, InputInfo
+
+__all__ = ["MAIN", "Entry", "OutputInfo", "file_sha256", "first_line", "jnp_dtype", "poly_shape", "symbolic_args"]
+
+#: the entry name of ``__call__`` (files ``main.mlir``, ``main.onnx``; signature ``serving_default``)
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class Entry:
+    """One exported entry point: ``main`` (``__call__``) or a spec method."""
+
+    name: str
+    ff: FastForward
+    inputs: tuple[InputInfo, ...]
+    outputs: tuple[OutputInfo, ...]
+
+    @property
+    def method(self) -> str | None:
+        return self.ff.method
+
+    @property
+    def signature(self) -> str:
+        return "serving_default" if self.name == MAIN else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "signature": self.signature,
+            "inputs": [i.to_json() for i in self.inputs],
+            "outputs": [o.to_json() for o in self.outputs],
+        }
+
+
+def jnp_dtype(name: str) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.dtype(name)
+
+
+def symbolic_args(inputs: tuple[InputInfo, ...]) -> list[Any]:
+    """``jax.ShapeDtypeStruct``s whose named dims are ``jax.export`` symbolic dims (one scope)."""
+    import jax
+    from jax import export
+
+    names = sorted({d for i in inputs for d in i.shape if isinstance(d, str)})
+    dims = dict(zip(names, export.symbolic_shape(", ".join(names)), strict=True)) if names else {}
+    return [
+        jax.ShapeDtypeStruct(tuple(dims[d] if isinstance(d, str) else d for d in i.shape), jnp_dtype(i.dtype))
+        for i in inputs
+    ]
+
+
+def poly_shape(info: InputInfo) -> str:
+    """The ``jax2tf`` polymorphic shape of an input: ``"(batch, 2)"``."""
+    return "(" + ", ".join(str(d) for d in info.shape) + ("," if len(info.shape) == 1 else "") + ")"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def first_line(e: BaseException) -> str:
+    text = [line for line in str(e).strip().splitlines() if line.strip()]
+    return text[0] if text else type(e).__name__

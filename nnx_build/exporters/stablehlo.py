@@ -1,0 +1,96 @@
+"""StableHLO: a self-contained ``.mlir`` text module and the ``jax.export`` artifact.
+
+Per entry point ``NAME`` (``main`` or a spec method), in ``DIR/stablehlo/``:
+
+* ``NAME.mlir``: StableHLO text whose ``@main`` takes only the model inputs (weights are
+  constants), named dims dynamic (``tensor<?x2xf32>``); JAX's ``shape_assertion`` custom
+  calls are removed, so any StableHLO consumer can compile it. Lowered for the first
+  platform; ``NAME.<platform>.mlir`` for each further one.
+* ``NAME.jax_export``: ``jax.export`` serialized (all platforms, shape checks kept);
+  reload with ``jax.export.deserialize(open(p, "rb").read()).call(x)``.
+
+With ``weights_as_args`` the weights stay arguments (``@main(weights..., inputs...)``,
+weights first in sorted key order) and ``weights.npz`` is written beside: for models too
+large for constants. The serialized artifact is then called as ``.call(weights, x)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .common import Entry, first_line, symbolic_args
+from .errors import ConversionError
+
+__all__ = ["export_stablehlo", "strip_shape_assertions"]
+
+
+def strip_shape_assertions(text: str) -> str:
+    """Removes JAX's ``shape_assertion`` custom calls (only JAX's runtime knows them)."""
+    from jax._src.interpreters import mlir as jmlir
+    from jax._src.lib.mlir import ir
+
+    with jmlir.make_ir_context(), ir.Location.unknown():
+        module = ir.Module.parse(text)
+        dead: list[Any] = []
+
+        def walk(op: Any) -> None:
+            for region in op.regions:
+                for block in region.blocks:
+                    for o in block.operations:
+                        if o.operation.name == "stablehlo.custom_call" and "call_target_name" in o.attributes:
+                            if ir.StringAttr(o.attributes["call_target_name"]).value == "shape_assertion":
+                                dead.append(o)
+                        walk(o.operation)
+
+        walk(module.operation)
+        for o in dead:
+            o.operation.erase()
+        return module.operation.get_asm(enable_debug_info=False, large_elements_limit=None)
+
+
+def _exported(entry: Entry, platforms: tuple[str, ...], weights_as_args: bool) -> Any:
+    import jax
+    from jax import export
+
+    args = symbolic_args(entry.inputs)
+    if weights_as_args:
+        wspec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in entry.ff.weights.items()}
+        return export.export(jax.jit(entry.ff.pure), platforms=platforms)(wspec, *args)
+    return export.export(jax.jit(entry.ff.closed()), platforms=platforms)(*args)
+
+
+def export_stablehlo(
+    entries: list[Entry], out_dir: Path, *, platforms: tuple[str, ...] = ("cpu",), weights_as_args: bool = False
+) -> dict[str, Any]:
+    """Writes the StableHLO artifacts of every entry; returns the manifest section."""
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    section: dict[str, Any] = {"platforms": list(platforms), "weights_as_args": weights_as_args, "entries": {}}
+    for entry in entries:
+        try:
+            exp = _exported(entry, platforms, weights_as_args)
+            files: dict[str, Any] = {}
+            ser = out_dir / f"{entry.name}.jax_export"
+            ser.write_bytes(exp.serialize())
+            files["serialized"] = ser.name
+            mlirs = {}
+            for i, platform in enumerate(platforms):
+                single = exp if len(platforms) == 1 else _exported(entry, (platform,), weights_as_args)
+                path = out_dir / (f"{entry.name}.mlir" if i == 0 else f"{entry.name}.{platform}.mlir")
+                path.write_text(strip_shape_assertions(single.mlir_module()), encoding="utf-8")
+                mlirs[platform] = path.name
+            files["mlir"] = mlirs
+            files["main_args"] = (len(entry.ff.weights) if weights_as_args else 0) + len(entry.inputs)
+        except ConversionError:
+            raise
+        except Exception as e:
+            raise ConversionError(f"stablehlo: jax.export cannot export entry '{entry.name}': {first_line(e)}") from e
+        section["entries"][entry.name] = files
+    if weights_as_args:
+        weights = entries[0].ff.weights
+        np.savez(out_dir / "weights.npz", **{k: np.asarray(v) for k, v in weights.items()})
+        section["weights"] = "weights.npz"
+        section["weight_order"] = sorted(weights)
+    return section
