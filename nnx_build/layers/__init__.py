@@ -3,6 +3,7 @@
 from . import activations as activations
 from . import attention as attention
 from . import graph as graph
+from . import masks as masks
 from . import nn as nn
 from . import pooling as pooling
 from . import recurrent as recurrent
