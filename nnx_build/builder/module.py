@@ -66,8 +66,11 @@ def _make_variable(var: Any, kinds: dict[str, type], rngs: nnx.Rngs) -> nnx.Vari
     dtype = to_dtype(var.dtype) or jnp.float32
     init = to_initializer(var.init)
     value = init(rngs.params(), tuple(var.shape), dtype)
-    meta = {"out_sharding": tuple(var.sharding)} if var.sharding else {}
-    return cls(value, **meta)
+    variable = cls(value)
+    if var.sharding:
+        # logical axis names only: placing them on a mesh is the job of the sharded build
+        variable.set_metadata(out_sharding=tuple(var.sharding))
+    return variable
 
 
 def _set_kinds_and_sharding(module: Any, node: Node, kinds: dict[str, type]) -> None:
@@ -149,28 +152,31 @@ class BuiltModule(nnx.Module):
     def __init__(self, scope: Scope, *, rngs: nnx.Rngs):
         self.nnx_build_scope = scope
         kinds = _KINDS.get()
-        ctx = _CHECK.get()
         for name, var, vpath in scope.variables:
-            setattr(self, name, _make_variable(var, kinds, rngs))
+            _guarded(self, name, vpath, f"variable '{name}'", lambda var=var: _make_variable(var, kinds, rngs))
         for node in scope.modules:
-            if ctx is None:
-                setattr(self, node.name, _make_module(node, kinds, rngs))  # type: ignore[arg-type]
-                continue
-            try:
-                setattr(self, node.name, _make_module(node, kinds, rngs))  # type: ignore[arg-type]
-            except _SpecIssue as e:
-                ctx.errors.append(SpecError(e.code, e.message if hasattr(e, "message") else str(e), ctx.locate(node.path), node.path))
-            except SpecError as e:
-                ctx.errors.append(e)
-            except Exception as e:  # a constructor refusing its arguments
-                ctx.errors.append(
-                    SpecError("invalid-layer", f"step '{node.name}' ({node.type}) cannot be constructed: {_first_line(e)}", ctx.locate(node.path), node.path)
-                )
+            _guarded(self, node.name, node.path, f"step '{node.name}' ({node.type})", lambda node=node: _make_module(node, kinds, rngs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         scope = self.nnx_build_scope
         graph = scope.check_graph if _CHECK.get() is not None and scope.check_graph is not None else scope.main
         return run_graph(self, graph, args, kwargs)
+
+
+def _guarded(module: Any, name: Any, path: tuple[Any, ...], what: str, make: Callable[[], Any]) -> None:
+    """Sets ``module.name = make()``; in check mode a failure becomes a located error."""
+    ctx = _CHECK.get()
+    if ctx is None:
+        setattr(module, name, make())
+        return
+    try:
+        setattr(module, name, make())
+    except _SpecIssue as e:
+        ctx.errors.append(SpecError(e.code, str(e), ctx.locate(path), path))
+    except SpecError as e:
+        ctx.errors.append(e)
+    except Exception as e:  # a constructor refusing its arguments
+        ctx.errors.append(SpecError("invalid-layer", f"{what} cannot be constructed: {_first_line(e)}", ctx.locate(path), path))
 
 
 def _first_line(e: BaseException) -> str:
