@@ -1,4 +1,5 @@
-"""Tensor ops: arithmetic, shape manipulation, reductions.
+"""Tensor ops: arithmetic, elementwise math, reductions, shape manipulation, gathers,
+contractions and ``dot_product_attention``.
 
 Shapes given to ops exclude the leading ``batch_dims`` dimensions (1 by default), as
 Keras' ``Reshape`` does, so a spec stays polymorphic in its batch size.
@@ -15,6 +16,37 @@ from pydantic import Field, create_model, model_validator
 
 from ..schemas.common import Config, DType, Precision, to_dtype
 from ._base import op
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _axes(axis: int | list[int] | None) -> int | tuple[int, ...] | None:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _fmt(shape: Any) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _bad_axes(axis: int | list[int] | None, ndim: int, shape: Any, extra: int = 0) -> str | None:
+    """A message when an axis is outside ``[-ndim - extra, ndim + extra)``, else None."""
+    if axis is None:
+        return None
+    n = ndim + extra
+    for a in [axis] if isinstance(axis, int) else axis:
+        if not -n <= a < n:
+            return f"has axis {a}, outside the {n} dimension(s) of its input {_fmt(shape)}"
+    return None
+
+
+def _axis_check(field: str = "axis", extra: int = 0):
+    """A check that ``cfg.<field>`` names dimensions of the first input."""
+
+    def check(cfg: Config, x: Any, *rest: Any, **kw: Any) -> str | None:
+        return _bad_axes(getattr(cfg, field), len(x.shape), x.shape, extra)
+
+    return check
 
 
 class AddConfig(Config):
@@ -108,41 +140,10 @@ class MeanConfig(Config):
     keepdims: bool = False
 
 
-@op(MeanConfig)
+@op(MeanConfig, check=_axis_check())
 def mean(cfg: MeanConfig, x: Any) -> Any:
     axis = tuple(cfg.axis) if isinstance(cfg.axis, list) else cfg.axis
     return jnp.mean(x, axis=axis, keepdims=cfg.keepdims)
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-
-def _axes(axis: int | list[int] | None) -> int | tuple[int, ...] | None:
-    return tuple(axis) if isinstance(axis, list) else axis
-
-
-def _fmt(shape: Any) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _bad_axes(axis: int | list[int] | None, ndim: int, shape: Any, extra: int = 0) -> str | None:
-    """A message when an axis is outside ``[-ndim - extra, ndim + extra)``, else None."""
-    if axis is None:
-        return None
-    n = ndim + extra
-    for a in [axis] if isinstance(axis, int) else axis:
-        if not -n <= a < n:
-            return f"has axis {a}, outside the {n} dimension(s) of its input {_fmt(shape)}"
-    return None
-
-
-def _axis_check(field: str = "axis", extra: int = 0):
-    """A check that ``cfg.<field>`` names dimensions of the first input."""
-
-    def check(cfg: Config, x: Any, *rest: Any, **kw: Any) -> str | None:
-        return _bad_axes(getattr(cfg, field), len(x.shape), x.shape, extra)
-
-    return check
 
 
 # ---- arithmetic --------------------------------------------------------------------------
@@ -373,6 +374,22 @@ def cumsum(cfg: CumsumConfig, x: Any) -> Any:
     import jax
 
     return jax.lax.cumsum(x, axis=cfg.axis % x.ndim, reverse=cfg.reverse)
+
+
+class L2NormalizeConfig(Config):
+    """Divides by the L2 norm along ``axis``: ``x / sqrt(max(sum(x**2), epsilon))``; shape unchanged."""
+
+    type: Literal["l2_normalize"] = "l2_normalize"
+    axis: int | list[int] = -1
+    epsilon: float = 1e-12
+
+
+@op(L2NormalizeConfig, check=_axis_check())
+def l2_normalize(cfg: L2NormalizeConfig, x: Any) -> Any:
+    import jax
+
+    sq = jnp.sum(jnp.square(x), axis=_axes(cfg.axis), keepdims=True)
+    return x * jax.lax.rsqrt(jnp.maximum(sq, cfg.epsilon))
 
 
 # ---- shape manipulation -------------------------------------------------------------------
