@@ -178,6 +178,9 @@ ROWS: list[Row] = [
     Row({"type": "all", "axis": 1}, {"x": bools(2, 4)}, lambda x: x.all(axis=1)),
     Row({"type": "argmax"}, {"x": x234}, lambda x: x.argmax(axis=-1)),
     Row({"type": "argmin", "axis": 1, "keepdims": True}, {"x": x234}, lambda x: x.argmin(axis=1)[:, None]),
+    Row({"type": "l2_normalize"}, {"x": x234}, lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)),
+    Row({"type": "l2_normalize", "axis": [1, 2]}, {"x": x234}, lambda x: x / np.sqrt((x**2).sum(axis=(1, 2), keepdims=True)),
+        id="two-axes"),
     Row({"type": "cumsum", "axis": 1}, {"x": x234}, lambda x: np.cumsum(x, axis=1)),
     Row({"type": "cumsum", "reverse": True}, {"x": x234}, lambda x: np.cumsum(x[..., ::-1], axis=-1)[..., ::-1], id="reverse"),
     # ---- shapes
@@ -366,6 +369,7 @@ STEP_LINE = HEAD.count("\n") + 2  # the step after `- relu`
         ("  - {type: swapaxes, axis1: 1, axis2: 3}", "shape-mismatch", "outside"),
         ("  - {type: index, axis: 1, index: 3}", "shape-mismatch", "index 3"),
         ("  - {type: sum, axis: 5}", "shape-mismatch", "axis 5"),
+        ("  - {type: mean, axis: [1, -4]}", "shape-mismatch", "axis -4"),
         ("  - {type: einsum, equation: 'bij,bjk->bik'}", "shape-mismatch", "operand"),
         ("  - {type: einsum, equation: 'ij->ji'}", "shape-mismatch", "names 2 dim"),
         ("  - {type: pad, pad_width: [[1, 1]]}", "shape-mismatch", "pair per dim"),
@@ -478,4 +482,5 @@ layers:
     tok = np.asarray(model.tok.embedding[...])
     pe = np.asarray(model.pos_emb.embedding[...])
     np.testing.assert_allclose(out, tok[ids] + pe[None, :5], rtol=1e-6)
-    assert nnx_build.check(text).outputs[next(iter(nnx_build.check(text).outputs))]["shape"] == ["batch", 5, 4]
+    (out_shape,) = (o["shape"] for o in nnx_build.check(text).outputs.values())
+    assert out_shape == ["batch", 5, 4]
