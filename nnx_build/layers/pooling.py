@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import jax.numpy as jnp
 from flax import nnx
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..schemas.common import Config, Convert
 from ._base import op
@@ -23,8 +23,17 @@ def _to_pool_padding(value: Any) -> Any:
     return value
 
 
+def _check_pool_padding(value: str | list[list[int]]) -> str | list[list[int]]:
+    if isinstance(value, str) and value not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME', 'VALID' or a list of [low, high] pairs, received {value!r}")
+    if isinstance(value, list) and any(len(p) != 2 or min(p) < 0 for p in value):
+        raise ValueError(f"padding pairs must be [low, high] with non-negative entries, received {value!r}")
+    return value
+
+
 PoolPadding = Annotated[
-    Literal["SAME", "VALID"] | list[Annotated[list[int], Field(min_length=2, max_length=2)]],
+    str | list[list[int]],
+    AfterValidator(_check_pool_padding),
     Convert(_to_pool_padding),
     Field(description="'VALID', 'SAME', or one [low, high] pair per spatial dim"),
 ]
