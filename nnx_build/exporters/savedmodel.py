@@ -1,0 +1,87 @@
+"""TF SavedModel through ``jax2tf`` (native serialization), in TF Serving layout.
+
+``DIR/savedmodel/<version>/`` holds a ``tf.Module`` whose weights are ``tf.Variable``s
+(saved in ``variables/``, so models over 2 GB work: the converted function takes the
+weights as arguments and the ``tf.function`` passes the variables in). Signatures:
+``serving_default`` for ``__call__`` and one per spec method, inputs and outputs named
+as in the spec, named dims unknown (``None``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .common import Entry, first_line, jnp_dtype, poly_shape
+from .errors import ConversionError
+
+__all__ = ["export_savedmodel", "import_tensorflow"]
+
+
+def import_tensorflow() -> Any:
+    """Imports TensorFlow quietly (C++ logs off unless the user set the level)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def _signature_fn(tf: Any, entry: Entry, module: Any, keys: list[str], platforms: tuple[str, ...]) -> Any:
+    from jax.experimental import jax2tf
+
+    converted = jax2tf.convert(
+        entry.ff.pure,
+        polymorphic_shapes=[None, *(poly_shape(i) for i in entry.inputs)],
+        native_serialization_platforms=platforms,
+        with_gradient=False,
+    )
+    out_names = [o.name for o in entry.outputs]
+
+    def serve(*inputs: Any) -> dict[str, Any]:
+        weights = dict(zip(keys, module.weights, strict=True))
+        out = converted(weights, *inputs)
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return {name: tf.identity(v, name=name) for name, v in zip(out_names, outs, strict=True)}
+
+    spec = [
+        tf.TensorSpec([None if isinstance(d, str) else d for d in i.shape], tf.as_dtype(jnp_dtype(i.dtype)), name=i.name)
+        for i in entry.inputs
+    ]
+    return tf.function(serve, input_signature=spec, autograph=False)
+
+
+def export_savedmodel(
+    entries: list[Entry], out_dir: Path, *, version: int = 1, platforms: tuple[str, ...] = ("cpu",)
+) -> dict[str, Any]:
+    """Writes ``out_dir/<version>/`` and returns the manifest section."""
+    import numpy as np
+
+    tf = import_tensorflow()
+    path = out_dir / str(version)
+    weights = entries[0].ff.weights
+    keys = sorted(weights)
+    module = tf.Module()
+    # a list keeps every variable tracked (checkpointed under variables/), in key order
+    module.weights = [tf.Variable(np.asarray(weights[k]), trainable=False, name=k.replace("/", ".")) for k in keys]
+    del weights
+    signatures: dict[str, Any] = {}
+    for entry in entries:
+        try:
+            fn = _signature_fn(tf, entry, module, keys, platforms)
+            setattr(module, entry.name, fn)
+            signatures[entry.signature] = fn.get_concrete_function()
+        except Exception as e:
+            raise ConversionError(f"savedmodel: jax2tf cannot convert entry '{entry.name}': {first_line(e)}") from e
+    try:
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(module, str(path), signatures=signatures, options=options)
+    except Exception as e:
+        raise ConversionError(f"savedmodel: cannot save: {first_line(e)}") from e
+    return {
+        "dir": f"{out_dir.name}/{version}",
+        "version": version,
+        "platforms": list(platforms),
+        "signatures": {e.name: e.signature for e in entries},
+        "variables": keys,
+    }
