@@ -19,6 +19,7 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/nnx-build $(SPEC)
+	$(BIN)/nnx-build export $(SPEC) --to stablehlo,savedmodel,onnx --out $(OUT) --force
 
 test: install
 	$(BIN)/python -m pytest -q

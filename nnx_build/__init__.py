@@ -26,6 +26,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "NnxBuildError": ("nnx_build.errors", "NnxBuildError"),
     "SpecError": ("nnx_build.errors", "SpecError"),
     "SpecErrors": ("nnx_build.errors", "SpecErrors"),
+    "export": ("nnx_build.exporters", "export"),
+    "FastForward": ("nnx_build.fastpath", "FastForward"),
+    "fast_forward": ("nnx_build.fastpath", "fast_forward"),
     "register": ("nnx_build.registry", "register"),
     "Spec": ("nnx_build.schemas.spec", "Spec"),
     "dump_spec": ("nnx_build.spec_io", "dump_spec"),
@@ -58,6 +61,9 @@ if TYPE_CHECKING:
     from .errors import NnxBuildError as NnxBuildError
     from .errors import SpecError as SpecError
     from .errors import SpecErrors as SpecErrors
+    from .exporters import export as export
+    from .fastpath import FastForward as FastForward
+    from .fastpath import fast_forward as fast_forward
     from .registry import register as register
     from .schemas.spec import Spec as Spec
     from .spec_io import dump_spec as dump_spec

@@ -143,6 +143,14 @@ def _make_temp_dir(out: Path) -> Path:
         raise ExportError(f"cannot write to {parent}: {e.strerror or e}") from e
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -312,7 +320,7 @@ def export(
                 program, model, seed = _build(spec, seed, weights)
                 entries = _entries(model, program)
                 nbytes = entries[0].ff.weight_bytes()
-                info["done"] = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {nbytes / 1e6:.1f} MB of weights"
+                info["done"] = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {_size(nbytes)} of weights"
             artifacts: dict[str, Any] = {}
             for target in targets:
                 with progress.stage(target, "converting") as info:

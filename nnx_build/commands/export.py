@@ -1,0 +1,145 @@
+"""``nnx-build export`` and ``nnx-build verify``: StableHLO, SavedModel and ONNX, checked against JAX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..cli import SpecArg, app
+
+__all__ = ["export_cmd", "verify_cmd"]
+
+ToOpt = Annotated[str, typer.Option("--to", help="Targets, comma-separated: stablehlo, savedmodel, onnx.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (written beside, renamed when complete).")]
+WeightsOpt = Annotated[
+    Path | None, typer.Option("--weights", help="Weights to export: an .npz of the pure-dict state (keys 'linear/kernel').")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")]
+VerifyOpt = Annotated[bool, typer.Option("--verify/--no-verify", help="Reload every artifact in a fresh process and compare with JAX.")]
+PlatformsOpt = Annotated[str, typer.Option("--platforms", help="Lowering platforms, comma-separated: cpu, cuda, rocm, tpu.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed (random weights).")]
+TolOpt = Annotated[float | None, typer.Option("--tolerance", help="Abs and rel tolerance for float outputs [default: 1e-5 for float32].")]
+BatchOpt = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to verify, comma-separated.")]
+ArgsOpt = Annotated[
+    bool, typer.Option("--weights-as-args", help="StableHLO: keep weights as @main arguments, weights.npz beside (large models).")
+]
+VersionOpt = Annotated[int, typer.Option("--version", help="SavedModel version folder (TF Serving layout).")]
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    from ..exporters.errors import ExportError
+
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ExportError(f"--batch-sizes takes integers separated by commas, received '{text}'") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise ExportError(f"--batch-sizes takes positive integers, received '{text}'")
+    return sizes
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _print_files(console: Any, result: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_footer=True)
+    table.add_column("file", footer="total")
+    table.add_column("size", justify="right", footer=_size(sum(f["size"] for f in result.files)))
+    table.add_column("sha256", style="dim")
+    for f in result.files:
+        table.add_row(f["path"], _size(f["size"]), f["sha256"][:16])
+    console.print(table)
+    ver = result.verification
+    if ver.get("status") == "passed":
+        worst = max((r["max_abs_err"] for r in ver["results"]), default=0.0)
+        targets = sorted({r["target"] for r in ver["results"]})
+        console.print(
+            f"verified {', '.join(targets)} at batch {', '.join(map(str, ver['batch_sizes']))}: "
+            f"{len(ver['results'])} comparisons, max abs err {worst:.3g}"
+        )
+    elif ver.get("status") == "skipped":
+        console.print("verification skipped (--no-verify)")
+
+
+@app.command("export")
+def export_cmd(
+    spec: SpecArg,
+    out: OutOpt,
+    to: ToOpt = "stablehlo,savedmodel,onnx",
+    weights: WeightsOpt = None,
+    force: ForceOpt = False,
+    verify: VerifyOpt = True,
+    platforms: PlatformsOpt = "cpu",
+    seed: SeedOpt = None,
+    tolerance: TolOpt = None,
+    batch_sizes: BatchOpt = "1,7",
+    weights_as_args: ArgsOpt = False,
+    version: VersionOpt = 1,
+) -> None:
+    """Export SPEC to StableHLO, TF SavedModel and ONNX in OUT, verified against JAX.
+
+    OUT gets manifest.json (spec hash, library versions, inputs and outputs, files with
+    sha256, verification), stablehlo/, savedmodel/1/ (TF Serving) and onnx/. Written to a
+    temporary folder beside OUT and renamed when complete; an existing OUT is kept unless
+    --force.
+
+    Examples:
+
+      nnx-build export specs/seed/model.yaml --out build/model
+
+      nnx-build export spec.yaml --to onnx --out build/m --weights trained.npz --force
+
+      nnx-build export spec.yaml --to stablehlo --platforms cpu,cuda,tpu --out build/m
+
+      nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
+    """
+    from ..exporters import export
+
+    console = _console(stderr=True)
+    result = export(
+        spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
+        tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
+        version=version, console=console,
+    )
+    _print_files(_console(), result, f"{result.manifest['spec']['name']} exported to {out}")
+
+
+@app.command("verify")
+def verify_cmd(
+    out: Annotated[Path, typer.Argument(help="An export folder (holds manifest.json).", show_default=False)],
+    spec: Annotated[Path | None, typer.Option("--spec", help="Verify against this spec instead of the recorded one.")] = None,
+    weights: WeightsOpt = None,
+    tolerance: TolOpt = None,
+    batch_sizes: BatchOpt = "1,7",
+) -> None:
+    """Re-verify an export folder: reload each artifact in a fresh process, compare with JAX.
+
+    The model is rebuilt from the spec, seed and weights recorded in OUT/manifest.json;
+    the manifest's verification record is updated. Exit code 2 on a mismatch.
+
+    Examples:
+
+      nnx-build verify build/model
+
+      nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
+    """
+    from ..exporters import verify
+
+    console = _console(stderr=True)
+    result = verify(out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), console=console)
+    _print_files(_console(), result, f"{out}: verified")
