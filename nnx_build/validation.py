@@ -6,6 +6,7 @@ received value, a did-you-mean for names, and the ``FILE:LINE:COL`` of the key.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -111,17 +112,66 @@ def _unwrap(tp: Any, part: Any) -> Any:
     return None
 
 
+def _without_union_tags(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """Drops the parts pydantic adds to name a union member (``'str'``, ``'list[str]'``...).
+
+    A part is such a tag when the data it should index has no such key. Returns the
+    cleaned loc and whether a tag was dropped.
+    """
+    out: list[Any] = []
+    dropped = False
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        last = i == len(loc) - 1
+        if isinstance(cur, dict) and part not in cur and len(cur) == 1 and "type" not in cur:
+            (_, body), = cur.items()
+            if isinstance(body, dict):  # `- name: {...}` step shorthand
+                cur = body
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        elif isinstance(part, str) and (not isinstance(cur, dict) or not last):
+            dropped = True
+            continue
+        else:
+            cur = None
+        out.append(part)
+    return tuple(out), dropped
+
+
 def pydantic_errors(
     exc: ValidationError,
     base: tuple[Any, ...],
     locate: Callable[[tuple[Any, ...]], Location],
     model: Any = None,
+    data: Any = None,
 ) -> list[SpecError]:
-    """Converts a pydantic ``ValidationError`` into located spec errors."""
+    """Converts a pydantic ``ValidationError`` into located spec errors.
+
+    With ``data`` (the validated input), the errors pydantic gives for each member of
+    a union are merged into one: ``field 'in' expects a string or a list, received 3``.
+    """
+    from .schemas.common import Config
+
     out: list[SpecError] = []
+    merged: dict[tuple[Any, ...], SpecError] = {}
     for e in exc.errors(include_url=False):
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        union = False
+        if data is not None:
+            loc, union = _without_union_tags(data, tuple(e["loc"]))
         path = (*base, *loc)
+        if union and loc in merged and e["type"] in _WRONG_TYPE:
+            prev = merged[loc]
+            head, _, tail = prev.message.partition(" expects ")
+            wanted, _, received = tail.rpartition(", received ")
+            if _WRONG_TYPE[e["type"]] not in wanted:
+                prev.message = f"{head} expects {wanted} or {_WRONG_TYPE[e['type']]}, received {received}"
+                prev.args = (str(prev),)
+            continue
         kind = e["type"]
         field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
         received = e.get("input")
@@ -133,7 +183,8 @@ def pydantic_errors(
         elif kind == "extra_forbidden":
             code = "unknown-field"
             choices = _fields_at(model, loc) if model is not None else []
-            choices = [c for c in choices if c != "type"]
+            if isinstance(model, type) and issubclass(model, Config):
+                choices = [c for c in choices if c != "type"]  # a layer's tag, not a field to suggest
             msg = f"unknown field '{field}'{did_you_mean(field, choices)}"
             if choices:
                 msg += f"; expected one of: {', '.join(choices)}"
@@ -142,7 +193,10 @@ def pydantic_errors(
             msg = f"{where} expects {_WRONG_TYPE[kind]}, received {_show(received)}"
         elif kind == "literal_error":
             code = "bad-value"
-            msg = f"{where} expects {e['ctx'].get('expected', '')}, received {_show(received)}"
+            expected = str(e["ctx"].get("expected", ""))
+            msg = f"{where} expects {expected}, received {_show(received)}"
+            if isinstance(received, str):
+                msg += did_you_mean(received, re.findall(r"'([^']*)'", expected))
         elif kind == "value_error" and field == "format":
             code = "unsupported-format"
             msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
@@ -152,7 +206,12 @@ def pydantic_errors(
         else:
             code = "bad-value"
             msg = f"{where}: {e['msg'][0].lower() + e['msg'][1:]}, received {_show(received)}"
-        out.append(SpecError(code, msg, locate(path), path))
+        err = SpecError(code, msg, locate(path), path)
+        if union and code == "wrong-type":
+            if loc in merged:
+                continue
+            merged[loc] = err
+        out.append(err)
     return out
 
 
@@ -172,4 +231,4 @@ def validate_document(doc: Document) -> Any:
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as e:
-        raise SpecErrors(pydantic_errors(e, (), locator(doc), Spec)) from None
+        raise SpecErrors(pydantic_errors(e, (), locator(doc), Spec, doc.data)) from None

@@ -348,7 +348,8 @@ class _Compiler:
                 self.err(
                     "missing-input",
                     f"step {step.name or step.type!r} needs 'in:' naming its inputs "
-                    f"(the model has several inputs: {', '.join(inputs)})" if index == 0 or not step.name else
+                    + (f"(the model has several inputs: {', '.join(inputs)})" if inputs else "(the model has no inputs)")
+                    if index == 0 or not step.name else
                     f"step {step.name!r} needs 'in:' naming its inputs (the previous step has no output)",
                     spath,
                 )
@@ -376,7 +377,7 @@ class _Compiler:
             try:
                 config = entry.config.model_validate(data)
             except ValidationError as e:
-                self.errors.extend(pydantic_errors(e, spath, self.locate, entry.config))
+                self.errors.extend(pydantic_errors(e, spath, self.locate, entry.config, data))
                 return None
         if kind in ("layer", "block") and not step.name:
             self.err("missing-name", f"layer '{step.type}' needs a name (it becomes a module attribute): - my_{step.type.lower()}: {{type: {step.type}, ...}}", spath)
@@ -589,6 +590,8 @@ def compile_spec(spec: Spec, locate: Any = None) -> Program:
     for n, s in root.main.input_specs:
         for i, d in enumerate(s.shape):
             if isinstance(d, str):
+                if "${" in d:
+                    continue  # its expression failed, already reported
                 if not d.isidentifier():
                     c.err("bad-shape", f"input '{n}' dimension {d!r} must be an integer or a symbolic name", ("inputs", n, "shape", i))
                 dims.setdefault(d, spec.dims.get(d, 1))

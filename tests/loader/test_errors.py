@@ -412,3 +412,40 @@ def test_errors_in_several_places_are_all_reported(tmp_path):
     assert [e.loc.line for e in errors] == [
         pos(text, "extra")[0], pos(text, "d2:")[0], pos(text, "Lenear")[0], pos(text, "oot")[0],
     ]
+
+
+# ---- messages: unions, choices, no echoes ----------------------------------------------------
+
+
+def test_union_field_gives_one_error(tmp_path):
+    text = HEAD + "  - l: {type: Linear, in_features: 4, out_features: 4, in: 3}\n"
+    e = only(errors_of(write(tmp_path, text)), "wrong-type")
+    assert at(e) == pos(text, "in: 3")
+    assert "field 'in'" in e.message and "a string" in e.message and "a list" in e.message and "received 3" in e.message
+
+
+def test_choice_field_suggests_the_closest_value(tmp_path):
+    text = "format: 1\nname: m\ninputs:\n  x: {shape: [batch, 4], dtype: float23}\nlayers: [relu]\n"
+    e = only(errors_of(write(tmp_path, text)), "bad-value")
+    assert at(e) == pos(text, "dtype")
+    assert "'float23'" in e.message and "did you mean 'float32'?" in e.message
+
+
+def test_block_arg_spec_suggests_type(tmp_path):
+    text = "format: 1\nname: m\ninputs: {x: [batch, 4]}\nblocks:\n  B:\n    args: {d: {typ: int}}\n    layers: [relu]\nlayers: [relu]\n"
+    e = only(errors_of(write(tmp_path, text)), "unknown-field")
+    assert at(e) == pos(text, "typ:")
+    assert "did you mean 'type'?" in e.message
+
+
+def test_failed_expression_in_an_input_shape_is_reported_once(tmp_path):
+    text = "format: 1\nname: m\nargs: {d: 4}\ninputs:\n  x: [batch, '${dd}']\nlayers: [relu]\n"
+    e = only(errors_of(write(tmp_path, text)), "bad-expression")
+    assert e.loc.line == pos(text, "${dd}")[0]
+    assert "did you mean 'd'?" in e.message
+
+
+def test_model_without_inputs(tmp_path):
+    text = "format: 1\nname: m\ninputs: {}\nlayers: [relu]\n"
+    e = only(errors_of(write(tmp_path, text)), "missing-input")
+    assert "no inputs" in e.message
