@@ -173,11 +173,16 @@ def abstract_check(program: Program, locate: Any, *, max_params: int | None = No
         if not any(r.name == node.label for r in rows):
             rows.append(_row(node, abstract, None))
     out_tree = fwd.shapes[("__outputs__",)]
-    out_leaves = out_tree if isinstance(out_tree, tuple) else (out_tree,)
+    out_names = program.root.main.outputs
+    # one output is returned as itself (possibly a tuple, e.g. an RNN's (carry, outputs))
+    out_leaves = (out_tree,) if len(out_names) == 1 else out_tree if isinstance(out_tree, tuple) else (out_tree,)
     outputs = {
-        name: {"shape": [str(d) if not isinstance(d, int) else d for d in leaf.shape], "dtype": str(leaf.dtype)}
-        for name, leaf in zip(program.root.main.outputs, out_leaves, strict=False)
-        if leaf is not None
+        name + jax.tree_util.keystr(path): {
+            "shape": [str(d) if not isinstance(d, int) else d for d in leaf.shape],
+            "dtype": str(leaf.dtype),
+        }
+        for name, value in zip(out_names, out_leaves, strict=False)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(value)
     }
     inputs = {n: {"shape": list(s.shape), "dtype": s.dtype} for n, s in program.root.main.input_specs}
     report = Report(
