@@ -40,6 +40,10 @@ class LSTMCellConfig(_GatedCellConfig):
     Called as ``cell((c, h), x) -> ((c, h), h)``: input ``x`` ``(batch..., in_features)``,
     carry ``c`` and ``h`` and output ``(batch..., hidden_features)``. ``gate_fn``
     (default ``sigmoid``) and ``activation_fn`` (default ``tanh``) are activation names.
+
+    Usually given as an ``RNN``'s ``cell:``. On its own in a spec, its carry pair comes
+    from another step, e.g. ``as: [carry, y]`` of an ``RNN`` with ``return_carry: true``,
+    then ``in: [carry, x_t]``.
     """
 
     type: Literal["LSTMCell"] = "LSTMCell"
@@ -49,7 +53,8 @@ class OptimizedLSTMCellConfig(_GatedCellConfig):
     """``nnx.OptimizedLSTMCell``: an LSTM cell computing its four gates in one matmul.
 
     Called as ``cell((c, h), x) -> ((c, h), h)``: input ``x`` ``(batch..., in_features)``,
-    carry ``c`` and ``h`` and output ``(batch..., hidden_features)``.
+    carry ``c`` and ``h`` and output ``(batch..., hidden_features)``. As for ``LSTMCell``,
+    a spec feeds it a carry pair made by another step (an ``RNN`` with ``return_carry``).
     """
 
     type: Literal["OptimizedLSTMCell"] = "OptimizedLSTMCell"
