@@ -138,8 +138,8 @@ def verify_cmd(
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
-    from ..exporters import verify
+    from ..exporters import verify_dir
 
     console = _console(stderr=True)
-    result = verify(out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), console=console)
+    result = verify_dir(out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), console=console)
     _print_files(_console(), result, f"{out}: verified")

@@ -39,7 +39,7 @@ __all__ = [
     "VerificationError",
     "WeightsError",
     "export",
-    "verify",
+    "verify_dir",
 ]
 
 TARGETS = ("stablehlo", "savedmodel", "onnx")
@@ -48,7 +48,7 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 @dataclass
 class ExportResult:
-    """What :func:`export` / :func:`verify` did: the folder, its manifest, timings."""
+    """What :func:`export` / :func:`verify_dir` did: the folder, its manifest, timings."""
 
     out: Path
     manifest: dict[str, Any]
@@ -206,9 +206,11 @@ def _entries(model: Any, program: Any) -> list[Any]:
         except Exception as e:
             raise ConversionError(f"entry '{name}' cannot be traced with symbolic shapes: {e}") from e
         leaves = tuple(shapes) if isinstance(shapes, tuple | list) else (shapes,)
-        out_names = list(ff.outputs) or [f"output_{i}" for i in range(len(leaves))]
+        out_names = list(ff.outputs)
         if len(out_names) != len(leaves):
             out_names = [f"output_{i}" for i in range(len(leaves))]
+        # an unnamed step's value (``_relu_3``) is exported as ``output`` / ``output_<i>``
+        out_names = [n if not n.startswith("_") else ("output" if len(leaves) == 1 else f"output_{i}") for i, n in enumerate(out_names)]
         outputs = tuple(
             OutputInfo(n, tuple(d if isinstance(d, int) else str(d) for d in s.shape), str(s.dtype))
             for n, s in zip(out_names, leaves, strict=True)
@@ -389,7 +391,7 @@ def _failure_message(record: dict[str, Any]) -> str:
     return f"verification failed: {failures[0] if failures else 'unknown reason'}{more}"
 
 
-def verify(
+def verify_dir(
     out: str | os.PathLike[str],
     *,
     spec: Any | None = None,
@@ -424,7 +426,7 @@ def verify(
         with progress.stage("build", "building the model") as info:
             program, model, _ = _build(spec, manifest.get("seed"), weights)
             entries = _entries(model, program)
-            info["done"] = f"{len(entries)} entries"
+            info["done"] = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
         with progress.stage("verify", "reloading in a fresh process") as info:
             record = _verify(out, manifest, entries, program, tuple(batch_sizes), tolerance)
             info["done"] = record["status"]

@@ -42,7 +42,7 @@ def _signature_fn(tf: Any, entry: Entry, module: Any, keys: list[str], platforms
         weights = dict(zip(keys, module.weights, strict=True))
         out = converted(weights, *inputs)
         outs = out if isinstance(out, tuple | list) else (out,)
-        return {name: tf.identity(v, name=name) for name, v in zip(out_names, outs, strict=True)}
+        return {name: tf.identity(v) for name, v in zip(out_names, outs, strict=True)}
 
     spec = [
         tf.TensorSpec([None if isinstance(d, str) else d for d in i.shape], tf.as_dtype(jnp_dtype(i.dtype)), name=i.name)
