@@ -231,4 +231,81 @@ def validate_document(doc: Document) -> Any:
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as e:
-        raise SpecErrors(pydantic_errors(e, (), locator(doc), Spec, doc.data)) from None
+        errors = pydantic_errors(e, (), locator(doc), Spec, doc.data)
+    # all problems in one run: set the broken parts aside and check the rest too
+    repaired = _repair(doc.data, [err.path for err in errors])
+    if repaired is not None:
+        try:
+            spec = Spec.model_validate(repaired)
+        except ValidationError:
+            spec = None
+        if spec is not None:
+            from .builder.program import compile_spec
+
+            try:
+                compile_spec(spec, locator(doc))
+            except SpecErrors as more:
+                errors += more.errors
+    raise SpecErrors(errors)
+
+
+_PLACEHOLDER_OK = {"doc", "seed", "dims", "mesh", "max_params", "tests", "train", "dtype", "param_dtype", "outputs"}
+
+
+def _step_stub(step: Any) -> dict[str, Any]:
+    """An identity step keeping a broken step's name and wiring, so later steps still resolve."""
+    body = step
+    if isinstance(step, dict) and "type" not in step and len(step) == 1:
+        (name, body), = step.items()
+        body = {"name": name, **body} if isinstance(body, dict) else {"name": name}
+    stub: dict[str, Any] = {"type": "identity"}
+    if isinstance(body, dict):
+        for key in ("name", "in", "as"):
+            value = body.get(key)
+            if isinstance(value, str) and value.isidentifier():
+                stub[key] = value
+            elif key != "name" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                stub[key] = value
+            elif key == "in" and isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+                stub[key] = list(value.values())[:1]
+    if isinstance(stub.get("in"), list) and len(stub["in"]) != 1:
+        stub["in"] = stub["in"][:1]
+    if isinstance(stub.get("as"), list):
+        stub["as"] = stub["as"][0] if stub["as"] else None
+        if stub["as"] is None:
+            del stub["as"]
+    return stub
+
+
+def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any] | None:
+    """A copy of ``data`` with each broken part replaced, or None when that would mislead."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for path in paths:
+        if not path:
+            return None
+        head = path[0]
+        if head == "layers" and len(path) > 1 and isinstance(path[1], int) and isinstance(out.get("layers"), list):
+            out["layers"][path[1]] = _step_stub(out["layers"][path[1]])
+        elif (
+            head == "blocks" and len(path) > 3 and path[2] == "layers" and isinstance(path[3], int)
+            and isinstance(out.get("blocks"), dict) and isinstance(out["blocks"].get(path[1]), dict)
+            and isinstance(out["blocks"][path[1]].get("layers"), list)
+        ):
+            out["blocks"][path[1]]["layers"][path[3]] = _step_stub(out["blocks"][path[1]]["layers"][path[3]])
+        elif head == "methods" and len(path) > 1 and isinstance(out.get("methods"), dict):
+            out["methods"].pop(path[1], None)
+        elif head == "format":
+            out["format"] = 1
+        elif head == "name":
+            out["name"] = "spec"
+        elif head in _PLACEHOLDER_OK or (isinstance(head, str) and head not in _KNOWN_TOP):
+            out.pop(head, None)  # optional, or unknown: nothing else depends on it
+        else:
+            return None
+    return out
+
+
+_KNOWN_TOP = {"format", "name", "doc", "seed", "args", "dims", "dtype", "param_dtype", "kinds", "inputs",
+              "variables", "blocks", "layers", "outputs", "methods", "mesh", "max_params", "tests", "train"}

@@ -152,7 +152,7 @@ def abstract_check(program: Program, locate: Any, *, max_params: int | None = No
                     "too-many-params",
                     f"model has {total:,} parameters ({_human_bytes(nbytes)}), over the limit of {limit:,}; "
                     "raise it with --max-params or 'max_params:' in the spec",
-                    locate(()),
+                    locate(("max_params",) if max_params is None and spec.max_params is not None else ()),
                 )
             ]
         )

@@ -167,7 +167,7 @@ class Config(BaseModel):
     ``kwargs()`` returns the constructor's keyword arguments with conversions applied.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     type: str
     #: fields passed positionally, in order (as the NNX signature wants them)

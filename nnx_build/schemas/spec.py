@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .common import DTypeName, Init
+from .tests import TestCases
 
 __all__ = [
     "ArgSpec",
@@ -38,7 +39,7 @@ Dim = Annotated[int | str, Field(description="integer size, symbolic name, or ${
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class InputSpec(_Model):
@@ -99,7 +100,7 @@ class Step(BaseModel):
     than the ones below are kept as extras and validated against the layer's own model.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, strict=True)
 
     name: Name | None = Field(default=None, description="the module attribute (layers, blocks) and the output's name")
     type: str = Field(description="a layer or op of the catalogue, or a block declared under blocks:")
@@ -198,7 +199,7 @@ class Spec(_Model):
     methods: dict[Name, MethodSpec] = Field(default_factory=dict, description="extra entry points: model.NAME(...)")
     mesh: MeshSpec | None = Field(default=None, description="device mesh for sharded builds")
     max_params: int | None = Field(default=None, description="refuse to build past this many parameters")
-    tests: list[dict[str, Any]] | None = Field(default=None, description="spec tests (run by nnx-build test)")
+    tests: TestCases | None = Field(default=None, description="spec tests (run by nnx-build test and the pytest plugin)")
     train: dict[str, Any] | None = Field(default=None, description="training setup (nnx-build train)")
 
     _document: Any = PrivateAttr(default=None)

@@ -449,3 +449,49 @@ def test_model_without_inputs(tmp_path):
     text = "format: 1\nname: m\ninputs: {}\nlayers: [relu]\n"
     e = only(errors_of(write(tmp_path, text)), "missing-input")
     assert "no inputs" in e.message
+
+
+def test_schema_errors_and_step_errors_in_one_run(tmp_path) -> None:
+    text = (
+        "format: 1\n"
+        "name: bad\n"
+        "layr: []\n"
+        "inputs:\n"
+        "  x: {shape: [batch, 2]}\n"
+        "layers:\n"
+        "  - linear: {type: Lienar, in_features: 2, out_features: 64}\n"
+        "  - out: {type: Linear, in_features: 64, out_features: 3, repeat: [1]}\n"
+        "  - out2: {type: Linear, in_features: 3, out_features: 3, in: outt}\n"
+    )
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecErrors) as info:
+        nnx_build.load_spec(path)
+    got = {(e.code, e.loc.line) for e in info.value.errors}
+    assert got == {
+        ("unknown-field", 3),
+        ("unknown-type", 7),
+        ("wrong-type", 8),
+        ("unknown-ref", 9),
+    }
+
+
+def test_strings_are_not_coerced_to_numbers(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "format: 1\nname: m\ninputs: {x: [batch, 4]}\nlayers:\n"
+        "  - l1: {type: Linear, in_features: '4', out_features: 2}\n"
+    )
+    with pytest.raises(SpecErrors) as info:
+        nnx_build.check(path)
+    assert [(e.code, e.loc.line) for e in info.value.errors] == [("wrong-type", 5)]
+
+
+def test_budget_error_points_at_max_params(tmp_path) -> None:
+    text = "format: 1\nname: m\nmax_params: 100\ninputs: {x: [batch, 4]}\nlayers:\n  - l1: {type: Linear, in_features: 4, out_features: 80}\n"
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecErrors) as info:
+        nnx_build.check(path)
+    err = info.value.errors[0]
+    assert (err.code, err.loc.line, err.loc.col) == ("too-many-params", 3, 1)
