@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from flax import nnx
 from flax.core import FrozenDict
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..registry import CheckFn
 from ..schemas.common import Config, DType, Init, Padding, Precision
@@ -179,6 +179,14 @@ class LinearGeneralConfig(Config):
     bias_init: Init | None = None
     precision: Precision = None
     preferred_element_type: DType | None = None
+
+    @field_validator("batch_axis", mode="before")
+    @classmethod
+    def _int_keys(cls, value: Any) -> Any:
+        # JSON object keys are strings: {"0": 2} means axis 0
+        if isinstance(value, dict):
+            return {int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k: v for k, v in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _axes_match(self) -> LinearGeneralConfig:

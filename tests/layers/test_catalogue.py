@@ -483,3 +483,14 @@ def test_bad_step_is_a_located_error(step: str, shape: str, needle: str) -> None
     message = str(info.value)
     assert needle in message
     assert "<string>:5:" in message  # points at the step's line
+
+
+def test_json_spec_batch_axis_keys() -> None:
+    # JSON object keys are strings; {"0": 2} still names axis 0
+    text = (
+        '{"format": 1, "name": "t", "inputs": {"x": [2, 3]}, "layers": [{"layer": '
+        '{"type": "LinearGeneral", "in_features": 3, "out_features": 4, "batch_axis": {"0": 2}}}]}\n'
+    )
+    model = nnx_build.build(text)
+    hand = nnx.LinearGeneral(3, 4, batch_axis={0: 2}, rngs=nnx.Rngs(0))
+    assert {p: describe(v) for p, v in flat(model.layer).items()} == {p: describe(v) for p, v in flat(hand).items()}
