@@ -1,0 +1,162 @@
+"""Spec tests: the ``tests:`` section of a spec, as pydantic models.
+
+A case is one mapping with a ``name`` and any number of checks; every check it gives
+must hold. Each case is run by ``nnx-build test`` and collected by the pytest plugin
+as ``path/spec.yaml::name``::
+
+    tests:
+      - name: counts                      # abstract: no weight allocated
+        params: {Param: 25557032, BatchStat: 53120}
+      - name: forward
+        inputs: {x: [2, 32, 32, 3]}       # random inputs from data_seed; shapes may differ
+        outputs: {fc: {shape: [2, 1000], dtype: float32}}
+        deterministic: true               # same seed -> same weights and outputs
+      - name: golden
+        inputs: {x: [2, 32, 32, 3]}
+        golden: {file: goldens/resnet50.npz, rtol: 1.0e-5, atol: 1.0e-5}
+      - name: learns
+        train_step: {loss: cross_entropy, learning_rate: 0.01}
+
+Paths (``golden.file``, ``inputs_file``) are relative to the spec file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from .common import DTypeName
+
+__all__ = ["ArrayInput", "Export", "Golden", "OutputExpect", "TestCase", "TestCases", "TrainStep"]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+CaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=128)]
+
+#: the checks a case may make; a case must make at least one (or give inputs: a smoke run)
+CHECKS = ("params", "outputs", "deterministic", "golden", "train_step", "export")
+EXPORT_TARGETS = ("stablehlo", "savedmodel", "onnx")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ArrayInput(_Model):
+    """A random input: its shape, dtype and range (drawn from the case's ``data_seed``)."""
+
+    shape: list[Annotated[int, Field(ge=0)]] = Field(description="concrete sizes")
+    dtype: DTypeName | None = Field(default=None, description="default: the spec input's dtype")
+    low: float | None = Field(default=None, description="integers: lowest value (default 0); floats: uniform from low to high instead of normal")
+    high: float | None = Field(default=None, description="integers: one past the highest value (default 16)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `x: [2, 8]` is short for `x: {shape: [2, 8]}`
+        return {"shape": data} if isinstance(data, list) else data
+
+
+class OutputExpect(_Model):
+    """What an output must be: its shape (``null`` matches any size) and dtype."""
+
+    shape: list[int | None] | None = Field(default=None, description="expected sizes; null matches any size")
+    dtype: DTypeName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"shape": data} if isinstance(data, list) else data
+
+
+class Golden(_Model):
+    """Outputs compared with arrays stored in an ``.npz`` (written by ``nnx-build test --update-goldens``).
+
+    The file holds ``inputs/NAME`` and ``outputs/NAME`` arrays; stored inputs are used
+    instead of random ones, so a golden does not depend on how inputs are drawn.
+    """
+
+    file: str = Field(description=".npz path, relative to the spec file")
+    rtol: float = Field(default=1e-5, ge=0)
+    atol: float = Field(default=1e-6, ge=0)
+
+
+class TrainStep(_Model):
+    """One optimiser step on random inputs and targets must lower the loss on the same batch.
+
+    ``cross_entropy`` takes integer labels drawn over the last output axis; ``mse``
+    takes normal targets of the output's shape. Dropout is switched off during the
+    check (BatchNorm still uses batch statistics), so the two losses are comparable.
+    """
+
+    loss: Literal["mse", "cross_entropy"] = "mse"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(default=1e-2, gt=0)
+    steps: int = Field(default=1, ge=1, le=100)
+    output: Name | None = Field(default=None, description="which output the loss reads (default the first)")
+
+
+class Export(_Model):
+    """Export to each target, reload the artifacts in a fresh process, run them and compare with JAX."""
+
+    targets: list[Literal["stablehlo", "savedmodel", "onnx"]] = Field(min_length=1)
+    tolerance: float | None = Field(default=None, ge=0, description="abs and rel tolerance (default the exporter's: 1e-5 for float32)")
+
+
+class TestCase(_Model):
+    """One spec test: a name, optional inputs, and the checks that must hold."""
+
+    __test__ = False  # not a pytest class
+
+    name: CaseName = Field(description="the case's id: path/spec.yaml::name")
+    doc: str = ""
+    slow: bool = Field(default=False, description="marks the pytest item slow (pytest.mark.slow)")
+    method: Name | None = Field(default=None, description="entry point to run (default __call__)")
+    seed: int | None = Field(default=None, description="weight seed (default the spec's)")
+    data_seed: int = Field(default=0, description="seed of the random inputs")
+    inputs: dict[Name, ArrayInput] = Field(
+        default_factory=dict,
+        description="shapes of random inputs, e.g. {x: [2, 32, 32, 3]}; inputs not named take the spec's shape with dims sizes",
+    )
+    inputs_file: str | None = Field(default=None, description=".npz of input arrays by name, relative to the spec file")
+    mode: Literal["eval", "train"] = Field(default="eval", description="module mode of the forward pass")
+    params: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, description="exact variable counts by kind, e.g. {Param: 1000, BatchStat: 64} (abstract build)"
+    )
+    outputs: dict[Name, OutputExpect] | None = Field(default=None, description="expected output shapes and dtypes")
+    finite: bool = Field(default=True, description="outputs of the forward pass must be finite")
+    deterministic: bool = Field(default=False, description="two builds with the same seed give equal weights and outputs")
+    golden: Golden | None = None
+    train_step: TrainStep | None = None
+    export: Export | None = None
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> TestCase:
+        if not any(getattr(self, c) not in (None, False) for c in CHECKS) and not self.inputs and not self.inputs_file:
+            raise ValueError(f"test case '{self.name}' checks nothing: give inputs (a forward run) or one of {', '.join(CHECKS)}")
+        return self
+
+    @property
+    def runs_forward(self) -> bool:
+        """Whether the case needs an eager build and a forward pass."""
+        return bool(self.outputs or self.golden or self.deterministic or self.inputs or self.inputs_file)
+
+    @property
+    def checks(self) -> list[str]:
+        """The names of the checks this case makes, in run order."""
+        out = [c for c in CHECKS if getattr(self, c) not in (None, False)]
+        if self.runs_forward and "outputs" not in out:
+            out.insert(1 if "params" in out else 0, "forward")
+        return out
+
+
+def _unique_names(cases: list[TestCase]) -> list[TestCase]:
+    seen: set[str] = set()
+    for case in cases:
+        if case.name in seen:
+            raise ValueError(f"two test cases are named '{case.name}'; case names must be unique within a spec")
+        seen.add(case.name)
+    return cases
+
+
+TestCases = Annotated[list[TestCase], AfterValidator(_unique_names)]
