@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import nnx_build
-from seed_modules import BLOCK, normal
+from seed_modules import BLOCK, MODEL, normal
 
 # the seed's Weights: a (2, 3) kernel and a zero (3,) bias, applied to one vector
 WEIGHTS = """
@@ -53,21 +53,40 @@ def test_jit_matches_eager(autoencoder: nnx.Module, model: nnx.Module) -> None:
     x = normal(0, 8, 2)
     fwd = nnx.jit(lambda m, x: m(x))
     encode = nnx.jit(lambda m, x: m.encode(x))
-    assert jnp.allclose(fwd(autoencoder, x), autoencoder(x), atol=1e-6)
-    assert jnp.allclose(encode(autoencoder, x), autoencoder.encode(x), atol=1e-6)
+    np.testing.assert_allclose(fwd(autoencoder, x), autoencoder(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encode(autoencoder, x), autoencoder.encode(x), rtol=1e-5, atol=1e-6)
     model.eval()
-    assert jnp.allclose(fwd(model, x), model(x), atol=1e-6)
+    np.testing.assert_allclose(fwd(model, x), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_jit_traces_once_per_spec(built_model: nnx.Module) -> None:
+    traces = []
+
+    @nnx.jit
+    def fwd(m, x):
+        traces.append(1)
+        return m(x)
+
+    x = normal(0, 8, 2)
+    a, b = nnx.clone(built_model), nnx_build.build(MODEL, seed=1)
+    a.eval()
+    b.eval()
+    fwd(a, x)
+    fwd(a, x)
+    fwd(b, x)  # another model from the same spec: same graphdef, no retrace
+    assert len(traces) == 1
+    assert nnx.graphdef(a) == nnx.graphdef(b)
 
 
 def test_jit_updates_state_in_place(block: nnx.Module) -> None:
     block.train()
     x = normal(1, 8, 10)
-    mean0, count0 = block.bn.mean[...], int(block.dropout.rngs.count[...])
+    mean0, count0 = np.asarray(block.bn.mean[...]), int(block.dropout.rngs.count[...])
     fwd = nnx.jit(lambda m, x: m(x))
     y1, y2 = fwd(block, x), fwd(block, x)
-    assert not jnp.array_equal(block.bn.mean[...], mean0)
+    assert not np.array_equal(block.bn.mean[...], mean0)
     assert int(block.dropout.rngs.count[...]) == count0 + 2
-    assert not jnp.array_equal(y1, y2)  # a fresh dropout mask per call
+    assert not np.array_equal(y1, y2)  # a fresh dropout mask per call
 
 
 # ---- grad ----------------------------------------------------------------------------
@@ -85,20 +104,20 @@ def test_grad_over_built_module(model: nnx.Module) -> None:
     assert [p for p, _ in nnx.to_flat_state(grads)] == [p for p, _ in nnx.to_flat_state(params)]
     # same numbers as plain jax.grad over the split parameters
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    expected = jax.grad(lambda p: loss_fn(nnx.merge(graphdef, p, rest)))(params)
+    expected = jax.jit(jax.grad(lambda p: loss_fn(nnx.merge(graphdef, p, rest))))(params)
     for (p, g), (_, e) in zip(nnx.to_flat_state(grads), nnx.to_flat_state(expected), strict=True):
         np.testing.assert_allclose(g.get_value(), e.get_value(), rtol=1e-5, atol=1e-7, err_msg=str(p))
-    assert float(jnp.abs(grads["linear"]["kernel"].get_value()).sum()) > 0
+    assert np.abs(grads["linear"]["kernel"].get_value()).sum() > 0
 
     loss, grads2 = nnx.value_and_grad(loss_fn)(model)
-    assert jnp.allclose(loss, loss_fn(model))
+    np.testing.assert_allclose(loss, loss_fn(model), rtol=1e-6)
     np.testing.assert_allclose(grads2["linear_out"]["kernel"].get_value(), grads["linear_out"]["kernel"].get_value(), rtol=1e-6)
 
 
 def test_grad_of_a_method(autoencoder: nnx.Module) -> None:
     x = normal(4, 8, 2)
     grads = nnx.grad(lambda m: (m.encode(x) ** 2).sum())(autoencoder)
-    assert float(jnp.abs(grads["encoder"]["kernel"].get_value()).sum()) > 0
+    assert np.abs(grads["encoder"]["kernel"].get_value()).sum() > 0
     np.testing.assert_array_equal(grads["decoder"]["kernel"].get_value(), 0)  # encode does not use the decoder
 
 
@@ -106,9 +125,9 @@ def test_grad_of_a_method(autoencoder: nnx.Module) -> None:
 
 
 def test_vmap_over_a_built_module(autoencoder: nnx.Module) -> None:
-    xs = normal(5, 4, 3, 2)  # 4 independent batches
+    xs = normal(5, 4, 8, 2)  # 4 independent batches
     ys = nnx.vmap(lambda m, x: m(x), in_axes=(None, 0))(autoencoder, xs)
-    assert ys.shape == (4, 3, 2)
+    assert ys.shape == (4, 8, 2)
     for i in range(4):
         np.testing.assert_allclose(ys[i], autoencoder(xs[i]), rtol=1e-5, atol=1e-6)
 
@@ -127,7 +146,7 @@ def test_stack_with_vmap_over_seeds() -> None:
     assert y.shape == (3, 10)
     called = nnx.vmap(lambda w, x: w(x), in_axes=(0, 0), out_axes=1)(weights, x)
     np.testing.assert_allclose(called, y, rtol=1e-6)
-    for i in range(10):
+    for i in (0, 9):
         np.testing.assert_allclose(y[:, i], member(weights, i)(x[i]), rtol=1e-5, atol=1e-6)
 
 
@@ -142,8 +161,8 @@ def test_stack_with_split_rngs_and_vmap() -> None:
     assert stack.linear.kernel.shape == (3, 10, 10)
     assert stack.bn.mean.shape == (3, 10)
     assert stack.dropout.rngs.key.shape == (3,)
-    k = stack.linear.kernel[...]
-    assert not jnp.array_equal(k[0], k[1]) and not jnp.array_equal(k[1], k[2])
+    k = np.asarray(stack.linear.kernel[...])
+    assert not np.array_equal(k[0], k[1]) and not np.array_equal(k[1], k[2])
 
 
 class SpecStack(nnx.Module):
@@ -200,5 +219,5 @@ def test_scan_over_a_stack_of_built_blocks(train: bool) -> None:
     if train:  # the stacked statistics and RNG counters were updated in place
         for i, c in enumerate(copies):
             np.testing.assert_allclose(stack.bn.mean[...][i], c.bn.mean[...], rtol=1e-5, atol=1e-7)
-        assert not jnp.array_equal(stack.bn.mean[...], jnp.zeros((3, 10)))
+        assert np.abs(stack.bn.mean[...]).sum() > 0
         np.testing.assert_array_equal(stack.dropout.rngs.count[...], [1, 1, 1])
