@@ -241,7 +241,7 @@ def _spec_record(spec: Any, program: Any) -> dict[str, Any]:
     from .common import file_sha256
 
     record: dict[str, Any] = {"name": program.spec.name, "path": None, "sha256": None}
-    if isinstance(spec, str | os.PathLike) and Path(spec).is_file():
+    if isinstance(spec, str | os.PathLike) and _is_file(spec):
         record["path"] = str(Path(spec).resolve())
         record["sha256"] = file_sha256(Path(spec))
     elif isinstance(spec, str):
@@ -249,6 +249,13 @@ def _spec_record(spec: Any, program: Any) -> dict[str, Any]:
 
         record["sha256"] = hashlib.sha256(spec.encode()).hexdigest()
     return record
+
+
+def _is_file(spec: str | os.PathLike[str]) -> bool:
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):  # spec text is not a path
+        return False
 
 
 def _weights_record(weights: Any) -> dict[str, Any] | None:

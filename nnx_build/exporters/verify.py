@@ -153,6 +153,18 @@ def _run_onnx(root: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray
                 results[SEP.join(("onnx", e["name"], b, name))] = np.asarray(v)
 
 
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM; Linux only)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 RUNNERS = {"stablehlo": _run_stablehlo, "savedmodel": _run_savedmodel, "onnx": _run_onnx}
 
 
@@ -172,7 +184,8 @@ def run_artifacts(root: Path, inputs_path: Path, out_path: Path) -> int:
             errors[target] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         timings[target] = round(time.perf_counter() - t0, 3)
     np.savez(out_path, **results)
-    out_path.with_suffix(".json").write_text(json.dumps({"errors": errors, "seconds": timings}), encoding="utf-8")
+    info = {"errors": errors, "seconds": timings, "peak_rss_mb": _peak_rss_mb()}
+    out_path.with_suffix(".json").write_text(json.dumps(info), encoding="utf-8")
     return 0
 
 
@@ -269,6 +282,7 @@ def verify_export(
         "seed": seed,
         "seconds": round(seconds, 3),
         "child_seconds": child.get("seconds", {}),
+        "child_peak_rss_mb": child.get("peak_rss_mb"),
         "failures": failures,
         "results": results,
     }
