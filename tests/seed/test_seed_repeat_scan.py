@@ -70,7 +70,7 @@ def _arrays(m: nnx.Module) -> tuple[dict, dict]:
     return params, {"mean": s.bn.mean[...], "var": s.bn.var[...]}
 
 
-def test_stacked_shapes(built_deep: nnx.Module) -> None:
+def test_stacked_shapes(built_deep: nnx.Module, capsys: pytest.CaptureFixture[str]) -> None:
     s = built_deep.stack
     assert s.linear.kernel.shape[0] == 4
     assert s.linear.kernel.shape == (4, 4, 4)
@@ -78,6 +78,8 @@ def test_stacked_shapes(built_deep: nnx.Module) -> None:
     assert s.dropout.rngs.key.shape == (4,)
     k = np.asarray(s.linear.kernel[...])
     assert all(not np.array_equal(k[i], k[j]) for i in range(4) for j in range(i + 1, 4))  # four distinct copies
+    assert "Linear(" in repr(built_deep)
+    nnx.display(built_deep)
 
 
 def test_eval_equals_four_copies_in_sequence(deep: nnx.Module) -> None:

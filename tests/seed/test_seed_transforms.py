@@ -150,14 +150,19 @@ def test_stack_with_vmap_over_seeds() -> None:
         np.testing.assert_allclose(y[:, i], member(weights, i)(x[i]), rtol=1e-5, atol=1e-6)
 
 
-def test_stack_with_split_rngs_and_vmap() -> None:
+@pytest.fixture(scope="module")
+def block_stack() -> nnx.Module:
     # the NNX idiom for a stack: one Rngs split into as many streams as copies
     @nnx.split_rngs(splits=3)
     @nnx.vmap(in_axes=(0,), out_axes=0)
     def create(rngs: nnx.Rngs) -> nnx.Module:
         return nnx_build.build(BLOCK, rngs=rngs, check=False)
 
-    stack = create(nnx.Rngs(0))
+    return create(nnx.Rngs(0))
+
+
+def test_stack_with_split_rngs_and_vmap(block_stack: nnx.Module) -> None:
+    stack = block_stack
     assert stack.linear.kernel.shape == (3, 10, 10)
     assert stack.bn.mean.shape == (3, 10)
     assert stack.dropout.rngs.key.shape == (3,)
@@ -196,13 +201,8 @@ def test_weight_stack_decorators_over_built_modules() -> None:
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_scan_over_a_stack_of_built_blocks(train: bool) -> None:
-    @nnx.split_rngs(splits=3)
-    @nnx.vmap(in_axes=(0,), out_axes=0)
-    def create(rngs: nnx.Rngs) -> nnx.Module:
-        return nnx_build.build(BLOCK, rngs=rngs, check=False)
-
-    stack = create(nnx.Rngs(0))
+def test_scan_over_a_stack_of_built_blocks(block_stack: nnx.Module, train: bool) -> None:
+    stack = nnx.clone(block_stack)
     stack.train() if train else stack.eval()
     copies = [member(stack, i) for i in range(3)]  # taken before the scan touches the state
 
