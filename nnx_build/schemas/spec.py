@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from .common import DTypeName, Init
 from .tests import TestCases
+from .train import TrainSpec
 
 __all__ = [
     "ArgSpec",
@@ -200,7 +201,7 @@ class Spec(_Model):
     mesh: MeshSpec | None = Field(default=None, description="device mesh for sharded builds")
     max_params: int | None = Field(default=None, description="refuse to build past this many parameters")
     tests: TestCases | None = Field(default=None, description="spec tests (run by nnx-build test and the pytest plugin)")
-    train: dict[str, Any] | None = Field(default=None, description="training setup (nnx-build train)")
+    train: TrainSpec | None = Field(default=None, description="training setup (nnx-build train)")
 
     _document: Any = PrivateAttr(default=None)
 

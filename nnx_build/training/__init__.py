@@ -1,0 +1,79 @@
+"""Training built models from the spec's ``train:`` section (``nnx-build train``).
+
+Example:
+  >>> from nnx_build.training import train
+  >>> model, result = train("specs/digits_cnn.yaml", "digits.npz", out="ckpt/digits")  # doctest: +SKIP
+  >>> result.eval["accuracy"]                                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .checkpoint import CheckpointError, CheckpointStore, read_model_weights
+from .data import DataError, Dataset, load_data
+from .loop import EpochResult, FitResult, Trainer, TrainError
+from .plan import Plan, make_plan
+from .registry import TrainSetupError
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "DataError",
+    "Dataset",
+    "EpochResult",
+    "FitResult",
+    "Plan",
+    "TrainError",
+    "TrainSetupError",
+    "Trainer",
+    "load_data",
+    "make_plan",
+    "prepare",
+    "read_model_weights",
+    "train",
+]
+
+
+def prepare(spec: Any, data: str | os.PathLike[str] | dict[str, Any], *, seed: int | None = None) -> Trainer:
+    """Compiles and builds ``spec``, resolves its ``train:`` section, reads ``data``: a ready :class:`Trainer`."""
+    from flax import nnx
+
+    from ..builder import compile as compile_spec
+    from ..builder.abstract import abstract_check
+    from ..builder.module import instantiate
+    from ..spec_io import spec_locator
+
+    program = compile_spec(spec)
+    plan = make_plan(program, spec_locator(program.spec))
+    abstract_check(program, spec_locator(program.spec))
+    dataset = load_data(data, plan)
+    model = instantiate(program, rngs=nnx.Rngs(program.spec.seed if seed is None else seed))
+    return Trainer(model, plan, dataset)
+
+
+def train(
+    spec: Any,
+    data: str | os.PathLike[str] | dict[str, Any],
+    *,
+    epochs: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> tuple[Any, FitResult]:
+    """Builds ``spec`` and trains it on ``data``; returns ``(model, result)``.
+
+    Args:
+      spec: a spec (path, text or :class:`Spec`) with a ``train:`` section.
+      data: an ``.npz`` (or a dict) with one array per input and target.
+      epochs: stop after this many epochs in total (default ``train.epochs``).
+      out: checkpoint directory (orbax); a checkpoint after every epoch.
+      resume: continue from the latest checkpoint in ``out``.
+    """
+    trainer = prepare(spec, data)
+    if out is None:
+        return trainer.model, trainer.fit(epochs, resume=resume, on_epoch=on_epoch)
+    with CheckpointStore(out) as store:
+        return trainer.model, trainer.fit(epochs, store=store, resume=resume, on_epoch=on_epoch)

@@ -1,0 +1,108 @@
+"""Training data: an ``.npz`` whose arrays are named after the spec's inputs and targets.
+
+The held-out split and each epoch's order are functions of ``(seed, epoch)`` only, so a
+run resumed from a checkpoint sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import NnxBuildError, did_you_mean
+
+__all__ = ["DataError", "Dataset", "epoch_order", "load_data", "split_indices"]
+
+
+class DataError(NnxBuildError):
+    """The data file does not fit the spec's inputs and targets."""
+
+
+@dataclass
+class Dataset:
+    """The arrays (inputs and targets, cast to their dtypes) and the split."""
+
+    arrays: dict[str, np.ndarray]
+    train_idx: np.ndarray
+    eval_idx: np.ndarray
+    source: str = "<arrays>"
+
+    @property
+    def n(self) -> int:
+        return int(next(iter(self.arrays.values())).shape[0])
+
+
+def split_indices(n: int, eval_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random split: (train indices, held-out indices)."""
+    perm = np.random.default_rng((seed, 1)).permutation(n)
+    n_eval = int(round(n * eval_split))
+    if eval_split > 0 and n_eval == 0:
+        n_eval = 1
+    return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
+
+
+def epoch_order(train_idx: np.ndarray, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The order of the training examples in ``epoch`` (0-based): depends on (seed, epoch) only."""
+    if not shuffle:
+        return train_idx
+    return np.random.default_rng((seed, 2, epoch)).permutation(train_idx)
+
+
+def _check_shape(name: str, arr: np.ndarray, shape: Any, what: str, source: str) -> None:
+    want = list(shape)[1:]  # the first dimension is the example axis
+    got = list(arr.shape[1:])
+    if len(want) != len(got) or any(isinstance(w, int) and w != g for w, g in zip(want, got, strict=False)):
+        shown = ", ".join(str(d) for d in shape)
+        raise DataError(
+            f"{source}: array '{name}' has shape {tuple(arr.shape)}; {what} '{name}' needs ({shown}) (examples first)"
+        )
+
+
+def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Dataset:
+    """Reads the inputs and targets of ``plan`` from an ``.npz`` (or a dict of arrays) and splits them."""
+    source = str(path) if not isinstance(path, dict) else "<arrays>"
+    if isinstance(path, dict):
+        raw = {k: np.asarray(v) for k, v in path.items()}
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"data file {p} does not exist")
+        try:
+            with np.load(p, allow_pickle=False) as f:
+                raw = {k: np.asarray(f[k]) for k in f.files}
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read data file {p}: {e}") from e
+    arrays: dict[str, np.ndarray] = {}
+    missing = []
+    wanted: list[tuple[str, str, Any, Any]] = [
+        (n, "input", plan.input_specs[n].shape if n in plan.input_specs else None,
+         plan.input_specs[n].dtype if n in plan.input_specs else None)
+        for n in plan.inputs
+    ]
+    wanted += [(n, "target", None if t.shape is None else ["examples", *t.shape], t.dtype) for n, t in plan.targets.items()]
+    for name, what, shape, dtype in wanted:
+        if name not in raw:
+            missing.append(f"{what} '{name}'{did_you_mean(name, raw)}")
+            continue
+        arr = raw[name]
+        if arr.ndim == 0:
+            raise DataError(f"{source}: array '{name}' is a scalar; it needs one row per example")
+        if shape is not None:
+            _check_shape(name, arr, shape, what, source)
+        if dtype is not None:
+            arr = arr.astype(np.dtype(str(dtype)), copy=False)
+        arrays[name] = arr
+    if missing:
+        raise DataError(f"{source} has no array for {', '.join(missing)}; its arrays: {', '.join(sorted(raw)) or '(none)'}")
+    sizes = {k: v.shape[0] for k, v in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"{source}: arrays have different numbers of examples: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    n = next(iter(sizes.values()))
+    train_idx, eval_idx = split_indices(n, plan.train.eval_split, plan.train.seed)
+    if len(train_idx) == 0:
+        raise DataError(f"{source}: no training examples left after holding out {plan.train.eval_split:.0%} of {n}")
+    return Dataset(arrays, train_idx, eval_idx, source)
