@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import nnx_build
-from seed_modules import BLOCK, MODEL, normal
+from seed_modules import AUTOENCODER, BLOCK, MODEL, AutoEncoder, normal
 
 # the seed's Weights: a (2, 3) kernel and a zero (3,) bias, applied to one vector
 WEIGHTS = """
@@ -89,6 +89,15 @@ def test_jit_updates_state_in_place(block: nnx.Module) -> None:
     assert not np.array_equal(y1, y2)  # a fresh dropout mask per call
 
 
+def test_build_inside_jit_returns_a_module(built_autoencoder: nnx.Module) -> None:
+    # transforms accept and return modules: build one inside nnx.jit
+    made = nnx.jit(lambda: nnx_build.build(AUTOENCODER, seed=0))()
+    assert type(made) is type(built_autoencoder)
+    _assert_same_state(made, built_autoencoder)
+    x = normal(0, 8, 2)
+    np.testing.assert_allclose(made.encode(x), built_autoencoder.encode(x), rtol=1e-6)
+
+
 # ---- grad ----------------------------------------------------------------------------
 
 
@@ -130,6 +139,20 @@ def test_vmap_over_a_built_module(autoencoder: nnx.Module) -> None:
     assert ys.shape == (4, 8, 2)
     for i in range(4):
         np.testing.assert_allclose(ys[i], autoencoder(xs[i]), rtol=1e-5, atol=1e-6)
+
+
+def test_traced_integer_seed_behaves_as_hand_written_nnx() -> None:
+    # nnx.Rngs(<traced int>) is NNX's own business: built and hand-written modules agree
+    def outcome(make):
+        try:
+            stack = nnx.vmap(make, in_axes=0, out_axes=0)(jnp.arange(2))
+        except Exception as e:  # noqa: BLE001 - the exception type is what is compared
+            return type(e)
+        return stack.encoder.kernel.shape
+
+    hand = outcome(lambda seed: AutoEncoder(2, 10, rngs=nnx.Rngs(seed)))
+    built = outcome(lambda seed: nnx_build.build(AUTOENCODER, rngs=nnx.Rngs(seed), check=False))
+    assert built == hand
 
 
 def test_stack_with_vmap_over_seeds() -> None:
