@@ -168,12 +168,17 @@ def fast_forward(model: nnx.Module, method: str | None = None) -> FastForward:
     keys = [weight_key(p) for p, _ in flat]
     weights = {k: v.get_value() for k, (_, v) in zip(keys, flat, strict=True)}
     templates = [(p, v) for p, v in flat]
+    # RNG variables are rebuilt on every trace, as the weights are: merging the outer
+    # Variable objects inside ``jax.jit`` leaves them at the outer trace level, which
+    # ``nnx.scan`` over stacked blocks that hold Rngs (Dropout, attention) refuses.
+    rng_templates = [(p, v, v.get_value()) for p, v in nnx.to_flat_state(rng_state)]
 
     def pure(weights: Mapping[str, Any], *inputs: Any) -> Any:
         state = nnx.from_flat_state(
             [(p, v.replace(weights[k])) for k, (p, v) in zip(keys, templates, strict=True)]
         )
-        module = nnx.merge(graphdef, rng_state, state)
+        rngs = nnx.from_flat_state([(p, v.replace(value)) for p, v, value in rng_templates])
+        module = nnx.merge(graphdef, rngs, state)
         fn = module if method is None else getattr(module, method)
         return fn(*inputs)
 
