@@ -52,7 +52,14 @@ def _is_orbax_dir(path: Path) -> bool:
 
 
 def _load_orbax(path: Path) -> dict[str, np.ndarray]:
-    raise WeightsError(f"{path}: orbax checkpoint directories are not supported yet; pass an .npz of the pure-dict state")
+    # an `nnx-build train --out DIR` checkpoint directory (its latest step), a step folder
+    # or its model item; the reader lives with the training code that writes them
+    from ..training.checkpoint import CheckpointError, read_model_weights
+
+    try:
+        return read_model_weights(path)
+    except CheckpointError as e:
+        raise WeightsError(str(e)) from e
 
 
 register_format("npz", lambda p: p.suffix == ".npz" and p.is_file(), _load_npz)

@@ -251,7 +251,7 @@ class Trainer:
             out = self._eval_step(self.params, self.rest, self.rngs, self.device_data, jnp.asarray(idx), jnp.asarray(mask))
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-        return {k: v / len(idx_all) for k, v in sums.items()}
+        return {k: sums[k] / len(idx_all) for k in self.plan.metric_keys}
 
     def run_epoch(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> EpochResult:
         t0 = time.perf_counter()
@@ -269,7 +269,7 @@ class Trainer:
                 totals[k] = totals.get(k, 0.0) + v
             if on_step is not None:
                 on_step(i + 1, metrics)
-        train = {k: float(v) / self.steps_per_epoch for k, v in totals.items()}
+        train = {k: float(totals[k]) / self.steps_per_epoch for k in self.plan.metric_keys}
         if not all(np.isfinite(v) for v in train.values()):
             raise TrainError(f"epoch {self.epoch + 1}: the loss is not finite ({train}); lower the learning rate or clip gradients")
         evaluation = self.evaluate()
