@@ -139,7 +139,8 @@ class TestCase(_Model):
     @property
     def runs_forward(self) -> bool:
         """Whether the case needs an eager build and a forward pass."""
-        return bool(self.outputs or self.golden or self.deterministic or self.inputs or self.inputs_file)
+        smoke = bool(self.inputs or self.inputs_file) and self.train_step is None and self.export is None
+        return bool(self.outputs or self.golden or self.deterministic or smoke)
 
     @property
     def checks(self) -> list[str]:

@@ -251,6 +251,7 @@ class SpecSession:
         self._program: Any = None
         self._report: Any = None
         self._models: dict[int, Any] = {}
+        self._jit: dict[str | None, Any] = {}
 
     # -- shared artefacts
 
@@ -295,9 +296,22 @@ class SpecSession:
         _ = self.report  # shape problems surface as located errors first
         return instantiate(self.program, rngs=nnx.Rngs(seed))
 
+    def jitted(self, method: str | None) -> Any:
+        """``f(model, inputs)``: the entry point under ``nnx.jit`` (one compile, not one per op)."""
+        if method not in self._jit:
+            from flax import nnx
+
+            def call(model: Any, inputs: dict[str, Any]) -> Any:
+                fn = model if method is None else getattr(model, method)
+                return fn(**inputs)
+
+            self._jit[method] = nnx.jit(call)
+        return self._jit[method]
+
     def release(self) -> None:
-        """Drops built models (memory) once the file's cases have run."""
+        """Drops built models and compiled functions (memory) once the file's cases have run."""
         self._models.clear()
+        self._jit.clear()
 
     # -- running a case
 
@@ -500,9 +514,8 @@ class _CaseRun:
             model.train()
         else:
             model.eval()
-        fn = model if self.case.method is None else getattr(model, self.case.method)
         try:
-            out = fn(**inputs)
+            out = self.s.jitted(self.case.method)(model, inputs)
         except Exception as e:  # noqa: BLE001  (reported as the check's failure)
             shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in inputs.items())
             self.fail(check, [f"the forward pass raised {type(e).__name__}: {_first_line(e)}", f"inputs: {shapes}"], at=(), stop=True)
@@ -634,38 +647,41 @@ class _CaseRun:
         pick = names.index(which)
         method = self.case.method
 
-        def run(m: Any) -> Any:
+        def run(m: Any, inputs: dict[str, Any]) -> Any:
             fn = m if method is None else getattr(m, method)
             out = fn(**inputs)
             return out[pick] if isinstance(out, tuple) and len(names) > 1 else out
 
-        probe = jax.eval_shape(lambda: run(nnx.clone(model)))
+        probe = jax.eval_shape(lambda: run(nnx.clone(model), inputs))
         rng = np.random.default_rng(self.case.data_seed + 1)
         if ts.loss == "cross_entropy":
-            labels = jnp.asarray(rng.integers(0, probe.shape[-1], size=probe.shape[:-1]), jnp.int32)
+            target = jnp.asarray(rng.integers(0, probe.shape[-1], size=probe.shape[:-1]), jnp.int32)
 
-            def loss_fn(m: Any) -> Any:
-                logits = run(m).astype(jnp.float32)
+            def loss_fn(m: Any, inputs: dict[str, Any], labels: Any) -> Any:
+                logits = run(m, inputs).astype(jnp.float32)
                 return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         else:
             target = jnp.asarray(rng.standard_normal(probe.shape), jnp.float32)
 
-            def loss_fn(m: Any) -> Any:
-                return jnp.mean((run(m).astype(jnp.float32) - target) ** 2)
+            def loss_fn(m: Any, inputs: dict[str, Any], target: Any) -> Any:
+                return jnp.mean((run(m, inputs).astype(jnp.float32) - target) ** 2)
 
         tx = optax.sgd(ts.learning_rate) if ts.optimizer == "sgd" else optax.adam(ts.learning_rate)
         optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-        grad_fn = nnx.value_and_grad(loss_fn)
+
+        @nnx.jit
+        def step(m: Any, opt: Any, inputs: dict[str, Any], target: Any) -> Any:
+            loss, grads = nnx.value_and_grad(loss_fn)(m, inputs, target)
+            opt.update(m, grads)
+            return loss
+
         try:
-            before, grads = grad_fn(model)
-            optimizer.update(model, grads)
-            for _ in range(ts.steps - 1):
-                _, grads = grad_fn(model)
-                optimizer.update(model, grads)
-            after = loss_fn(model)
+            # steps + 1 calls: the last returns the loss after `steps` updates (its own update is not looked at)
+            losses = [step(model, optimizer, inputs, target) for _ in range(ts.steps + 1)]
         except Exception as e:  # noqa: BLE001
             self.fail("train_step", f"the training step raised {type(e).__name__}: {_first_line(e)}")
             return
+        before, after = losses[0], losses[-1]
         before, after = float(before), float(after)
         steps = f"{ts.steps} {ts.optimizer} step{'s' if ts.steps != 1 else ''} at learning rate {ts.learning_rate:g}"
         if not (np.isfinite(before) and np.isfinite(after)):
