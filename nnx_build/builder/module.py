@@ -121,12 +121,23 @@ class _SpecIssue(Exception):
 def _make_one(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:
     if node.kind == "block":
         assert node.block is not None
-        return module_class(node.block)(node.block, rngs=rngs)
+        return _with_lora(module_class(node.block)(node.block, rngs=rngs), node, rngs)
     entry = registry.get(node.type)
     module = entry.fn(node.config, rngs=rngs)  # type: ignore[union-attr]
     if node.kinds or node.sharding:
         _set_kinds_and_sharding(module, node, kinds)
-    return module
+    return _with_lora(module, node, rngs)
+
+
+def _with_lora(module: Any, node: Node, rngs: nnx.Rngs) -> Any:
+    if node.lora is None:
+        return module
+    from .lora import apply_lora
+
+    try:
+        return apply_lora(module, node.lora, rngs, f"step '{node.name}' ({node.type})")
+    except ValueError as e:
+        raise _SpecIssue("bad-value", str(e)) from None
 
 
 def _make_module(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:

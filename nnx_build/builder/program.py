@@ -49,6 +49,7 @@ class Node:
     scan: bool = False
     kinds: tuple[tuple[str, str], ...] = ()
     sharding: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+    lora: Any = None  # a LoRAOption: wrap this layer's Linear layers (builder/lora.py)
 
     @property
     def attr(self) -> str | None:
@@ -359,6 +360,9 @@ class _Compiler:
         entry = registry.get(step.type)
         block: Scope | None = None
         config: Config | None = None
+        lora = self.lora_option(step, entry, fields, spath)
+        if lora is False:
+            return None
         if step.type in self.spec.blocks:
             kind = "block"
             block = self.instantiate_block(step.type, fields, spath)
@@ -403,7 +407,29 @@ class _Compiler:
             scan=step.scan,
             kinds=tuple(step.kinds.items()),
             sharding=tuple((k, tuple(v)) for k, v in step.sharding.items()),
+            lora=lora,
         )
+
+    def lora_option(self, step: Step, entry: Any, fields: dict[str, Any], spath: tuple[Any, ...]) -> Any:
+        """Takes a ``lora:`` option out of ``fields``: None (absent), a LoRAOption, or False (reported)."""
+        from .lora import LoRAOption
+
+        is_block = step.type in self.spec.blocks
+        if "lora" not in fields or (is_block and "lora" in self.spec.blocks[step.type].args):
+            return None
+        if entry is not None and "lora" in entry.config.model_fields:
+            return None
+        value = fields.pop("lora")
+        if not is_block and (entry is None or entry.kind != "layer"):
+            if entry is not None:
+                self.err("bad-value", f"'{step.type}' is an op without variables; lora applies to Linear layers and blocks", (*spath, "lora"))
+                return False
+            return None  # unknown type: reported by the caller
+        try:
+            return LoRAOption.model_validate(value)
+        except ValidationError as e:
+            self.errors.extend(pydantic_errors(e, (*spath, "lora"), self.locate, LoRAOption, value))
+            return False
 
     def instantiate_block(self, bname: str, fields: dict[str, Any], spath: tuple[Any, ...]) -> Scope | None:
         block: BlockSpec = self.spec.blocks[bname]
