@@ -2,6 +2,7 @@
 
 from . import activations as activations
 from . import attention as attention
+from . import bridge as bridge
 from . import graph as graph
 from . import masks as masks
 from . import nn as nn

@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from flax import nnx
+from flax import linen, nnx
 
 import nnx_build
 from nnx_build import registry
+from nnx_build.layers.bridge import LinenLayer
 
 Shape = tuple[int, ...]
 
@@ -254,6 +255,13 @@ ROWS: list[Row] = [
         ),
         inputs=SEQ,
         id="carry",
+    ),
+    # ---- Linen through nnx.bridge (nnx_build/layers/bridge.py) ----
+    Row(
+        "Linen",
+        {"layer": "Dense", "args": {"features": 4}, "in_shape": [3]},
+        # LinenLayer is nnx.bridge.ToNNX plus train()/eval() control of Linen's call arguments
+        lambda r: LinenLayer(linen.Dense(4), rngs=r).lazy_init(jnp.zeros((1, 3))),
     ),
 ]
 
