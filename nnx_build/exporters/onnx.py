@@ -6,6 +6,7 @@ outputs carry the spec's names. Large weights spill into ``NAME.onnx.data`` besi
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,53 @@ def _explain(entry: Entry, e: BaseException) -> str:
     return f"onnx: jax2onnx cannot convert entry '{entry.name}': {first_line(e)}"
 
 
+def pruned(fn: Any, args: list[Any]) -> Any:
+    """``fn`` as its dead-code-eliminated jaxpr, traced once at ``args`` (symbolic shapes).
+
+    Eval mode leaves RNG state unused, but it is still threaded through ``scan`` carries
+    (``nnx.RNN``) as typed-key constants, which ONNX cannot hold; DCE drops them.
+    """
+    import jax
+    from jax._src import core
+    from jax._src.interpreters import partial_eval as pe
+
+    closed = jax.make_jaxpr(fn)(*args)
+    jaxpr = pe.convert_constvars_jaxpr(closed.jaxpr)
+    jaxpr, used = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
+    n = len(closed.consts)
+    consts = [c for c, u in zip(closed.consts, used[:n], strict=True) if u]
+    used_args = used[n:]
+    single = not isinstance(jax.eval_shape(fn, *args), tuple | list)
+
+    def forward(*xs: Any) -> Any:
+        out = core.eval_jaxpr(jaxpr, [], *consts, *(x for x, u in zip(xs, used_args, strict=True) if u))
+        return out[0] if single and len(out) == 1 else tuple(out)
+
+    forward.__name__ = getattr(fn, "__name__", "forward")
+    return forward
+
+
 def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Writes one ``.onnx`` per entry; returns the manifest section."""
     from jax2onnx import to_onnx
 
+    with contextlib.suppress(ImportError):  # jax2onnx may run onnxruntime; keep its warnings quiet
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)
     out_dir.mkdir(parents=True, exist_ok=True)
     section: dict[str, Any] = {"opset": opset, "entries": {}}
     for entry in entries:
         path = out_dir / f"{entry.name}.onnx"
+        args = symbolic_args(entry.inputs)
+        try:
+            fn = pruned(entry.ff.closed(), args)
+        except Exception:  # noqa: BLE001  (JAX internals moved: convert the function as it is)
+            fn = entry.ff.closed()
         try:
             to_onnx(
-                entry.ff.closed(),
-                inputs=symbolic_args(entry.inputs),
+                fn,
+                inputs=args,
                 model_name=entry.name,
                 opset=opset,
                 input_names=[i.name for i in entry.inputs],

@@ -176,3 +176,49 @@ def test_weights_file_weights_as_args_and_platforms(tmp_path: Path) -> None:
     text = (out / "stablehlo" / "main.mlir").read_text()
     header = re.search(r"func\.func public @main\((.*?)\)\s*->", text).group(1)
     assert len(re.findall(r"%arg\d+:", header)) == len(w) + 1
+
+
+MIXED = """\
+format: 1
+name: mixed
+seed: 2
+args: {vocab: 50, embed: 8, hidden: 6}
+dims: {batch: 2, time: 5}
+inputs:
+  tokens: {shape: [batch, time], dtype: int32}
+  feats: {shape: [batch, time, 3]}
+layers:
+  - embed: {type: Embed, num_embeddings: "${vocab}", features: "${embed}", in: tokens}
+  - lstm: {type: RNN, cell: {type: LSTMCell, in_features: "${embed}", hidden_features: "${hidden}"}}
+  - last: {type: index, axis: 1, index: -1}
+  - head: {type: Linear, in_features: "${hidden}", out_features: 3}
+  - proj: {type: Linear, in_features: 3, out_features: 4, in: feats}
+  - both: {type: concat, axis: -1, in: [proj, feats]}
+  - norm: {type: LayerNorm, num_features: 7}
+outputs: [head, norm]
+"""
+
+
+def test_two_inputs_two_outputs_int_input_and_a_scanned_rnn(tmp_path: Path, tf: Any) -> None:
+    """Named dims beyond batch, an int input, an RNN (RNG state in a scan carry, pruned for ONNX)."""
+    import onnx
+
+    from nnx_build.exporters import export
+
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(MIXED)
+    out = tmp_path / "out"
+    result = export(spec, out)
+    assert result.verification["status"] == "passed", result.verification
+    assert {r["output"] for r in result.verification["results"]} == {"head", "norm"}
+    (entry,) = result.manifest["entries"]
+    assert [i["shape"] for i in entry["inputs"]] == [["batch", "time"], ["batch", "time", 3]]
+    assert [o["shape"] for o in entry["outputs"]] == [["batch", 3], ["batch", "time", 7]]
+    sig = tf.saved_model.load(str(out / "savedmodel" / "1")).signatures["serving_default"]
+    _, inputs = sig.structured_input_signature
+    assert inputs["tokens"].shape.as_list() == [None, None] and inputs["tokens"].dtype == tf.int32
+    assert sorted(sig.structured_outputs) == ["head", "norm"]
+    proto = onnx.load(str(out / "onnx" / "main.onnx"))
+    assert [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input] == [
+        ["batch", "time"], ["batch", "time", 3]
+    ]
