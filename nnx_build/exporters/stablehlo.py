@@ -22,7 +22,10 @@ from typing import Any
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
 
-__all__ = ["export_stablehlo", "strip_shape_assertions"]
+__all__ = ["CONSTANT_LIMIT", "export_stablehlo", "strip_shape_assertions"]
+
+#: weights at least this large cannot be constants of a serialized module
+CONSTANT_LIMIT = 2**31 - 2**26
 
 
 def strip_shape_assertions(text: str) -> str:
@@ -66,6 +69,12 @@ def export_stablehlo(
     """Writes the StableHLO artifacts of every entry; returns the manifest section."""
     import numpy as np
 
+    nbytes = entries[0].ff.weight_bytes() if entries else 0
+    if nbytes >= CONSTANT_LIMIT and not weights_as_args:
+        raise ConversionError(
+            f"stablehlo: the weights take {nbytes / 2**30:.1f} GiB, too large to bake in as constants "
+            "(serialized modules stop at 2 GiB); pass --weights-as-args to keep them in weights.npz"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     section: dict[str, Any] = {"platforms": list(platforms), "weights_as_args": weights_as_args, "entries": {}}
     for entry in entries:
