@@ -43,6 +43,29 @@ SpecArg = Annotated[Path, typer.Argument(help="Spec file (.yaml, .yml or .json).
 MaxParams = Annotated[
     int | None, typer.Option("--max-params", help="Refuse specs with more parameters than this (checked abstractly).")
 ]
+MaxBytes = Annotated[
+    int | None,
+    typer.Option("--max-bytes", help="Refuse specs needing more bytes of variables and example inputs (default 1 TiB)."),
+]
+LimitOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--limit",
+        help="Raise a bound on the spec document, NAME=VALUE, repeatable: max_bytes, max_nodes, max_depth, "
+        "max_string, max_modules.",
+    ),
+]
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Import MODULE first (it registers layers as 'mypkg>Name'); repeatable."),
+]
+EntryPointsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--plugins-from-entry-points",
+        help="Also load installed 'nnx_build.plugins' entry points (or set NNX_BUILD_ENTRY_POINTS=1).",
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed.")]
 
@@ -56,6 +79,38 @@ def _root(
     _STATE["debug"] = debug
 
 
+def _limits(items: list[str] | None) -> Any:
+    """``--limit max_nodes=500000`` -> a Limits with those fields raised."""
+    import dataclasses
+
+    from .errors import NnxBuildError
+    from .loader import Limits
+
+    names = [f.name for f in dataclasses.fields(Limits)]
+    values: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in names or not value.strip().isdigit():
+            raise NnxBuildError(f"--limit takes NAME=N with NAME one of {', '.join(names)}; received {item!r}")
+        values[name] = int(value)
+    return Limits(**values)
+
+
+def _setup(plugins: list[str] | None, entry_points: bool) -> None:
+    """Loads the plugins the user asked for; a spec never triggers an import."""
+    from .plugins import entry_points_requested, load_plugins
+
+    load_plugins(plugins or (), entry_points=entry_points or entry_points_requested())
+
+
+def _check_seed(seed: int | None) -> None:
+    from .errors import NnxBuildError
+
+    if seed is not None and not -(2**63) <= seed < 2**63:
+        raise NnxBuildError(f"--seed must fit in 64 bits, received {seed}")
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -63,7 +118,16 @@ def _console(stderr: bool = False) -> Any:
 
 
 @app.command("build")
-def build_cmd(spec: SpecArg, seed: SeedOpt = None, max_params: MaxParams = None, json_out: JsonFlag = False) -> None:
+def build_cmd(
+    spec: SpecArg,
+    seed: SeedOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    limit: LimitOpt = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
     """Build SPEC eagerly, print a model summary and run one forward pass on zeros.
 
     Examples:
@@ -71,6 +135,10 @@ def build_cmd(spec: SpecArg, seed: SeedOpt = None, max_params: MaxParams = None,
       nnx-build specs/seed/model.yaml
 
       nnx-build build specs/cnn.yaml --seed 1
+
+      nnx-build build big.yaml --max-params 20000000000 --max-bytes 100000000000
+
+      nnx-build build spec.yaml --plugin mypkg.nnx_layers
     """
     from .builder import compile as compile_spec
     from .builder.abstract import abstract_check
@@ -78,9 +146,12 @@ def build_cmd(spec: SpecArg, seed: SeedOpt = None, max_params: MaxParams = None,
     from .spec_io import spec_locator
     from .summary import forward_on_zeros, print_summary
 
+    _check_seed(seed)
+    limits = _limits(limit)
+    _setup(plugin, plugins_from_entry_points)
     console = _console()
-    program = compile_spec(spec)
-    report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params)
+    program = compile_spec(spec, limits=limits)
+    report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
     from flax import nnx
 
     with console.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
@@ -96,7 +167,15 @@ def build_cmd(spec: SpecArg, seed: SeedOpt = None, max_params: MaxParams = None,
 
 
 @app.command("check")
-def check_cmd(spec: SpecArg, max_params: MaxParams = None, json_out: JsonFlag = False) -> None:
+def check_cmd(
+    spec: SpecArg,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    limit: LimitOpt = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
     """Validate SPEC abstractly (no weights allocated): schema, references, shapes, budget.
 
     Examples:
@@ -104,11 +183,15 @@ def check_cmd(spec: SpecArg, max_params: MaxParams = None, json_out: JsonFlag = 
       nnx-build check specs/zoo/gpt2_xl.yaml
 
       nnx-build check spec.yaml --json | tail -1 | jq .params
+
+      nnx-build check huge.yaml --limit max_modules=50000 --max-bytes 4000000000000
     """
     from .builder import check
     from .summary import print_summary
 
-    report = check(spec, max_params=max_params)
+    limits = _limits(limit)
+    _setup(plugin, plugins_from_entry_points)
+    report = check(spec, max_params=max_params, max_bytes=max_bytes, limits=limits)
     console = _console()
     if json_out:
         print(json.dumps(report.to_json()))

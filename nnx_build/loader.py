@@ -32,12 +32,29 @@ _PLAIN_TAGS = {
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what a spec document may be; each has its own error code."""
+    """Bounds on what a spec document may be; each has its own error code.
+
+    Attributes:
+      max_bytes: size of the spec file (``too-large``).
+      max_nodes: values once YAML aliases are expanded (``too-many-nodes``).
+      max_depth: nesting of mappings and lists (``too-deep``).
+      max_string: length of one string (``too-long-string``).
+      max_modules: module instances the spec unrolls to: every layer and block use,
+        times ``repeat`` unless ``scan: true`` (``too-many-modules``).
+
+    Each is raised from the command line with ``--limit NAME=VALUE``.
+    """
 
     max_bytes: int = 8 * 1024 * 1024
     max_nodes: int = 200_000
     max_depth: int = 64
     max_string: int = 64 * 1024
+    max_modules: int = 10_000
+
+    @staticmethod
+    def how_to_raise(name: str) -> str:
+        """The sentence every limit error ends with."""
+        return f"raise it with --limit {name}=N on the command line, or Limits({name}=N) in Python"
 
 
 @dataclass
@@ -95,8 +112,8 @@ def parse_document(text: str, file: str = "<string>", limits: Limits = Limits())
         raise SpecErrors(
             [
                 SpecError(
-                    "too-large",
-                    f"spec is larger than {limits.max_bytes} bytes; raise Limits.max_bytes to allow it",
+                    "file-too-large",
+                    f"spec is larger than {limits.max_bytes:,} bytes; {Limits.how_to_raise('max_bytes')}",
                     Location(file),
                 )
             ]
@@ -116,7 +133,7 @@ def parse_document(text: str, file: str = "<string>", limits: Limits = Limits())
         raise SpecErrors([SpecError("syntax", f"invalid YAML: {e}", Location(file))]) from None
     except RecursionError:
         raise SpecErrors(
-            [SpecError("too-deep", f"spec nests deeper than {limits.max_depth} levels", Location(file))]
+            [SpecError("too-deep", f"spec nests deeper than {limits.max_depth} levels; {Limits.how_to_raise('max_depth')}", Location(file))]
         ) from None
     doc = Document(None, file)
     if root is None:
@@ -126,7 +143,7 @@ def parse_document(text: str, file: str = "<string>", limits: Limits = Limits())
         doc.data = builder.build(root, (), 0)
     except RecursionError:
         builder.errors.append(
-            SpecError("too-deep", f"spec nests deeper than {limits.max_depth} levels", Location(file))
+            SpecError("too-deep", f"spec nests deeper than {limits.max_depth} levels; {Limits.how_to_raise('max_depth')}", Location(file))
         )
     if builder.errors:
         raise SpecErrors(builder.errors)
@@ -154,12 +171,12 @@ class _Builder:
                 self._fail(
                     "too-many-nodes",
                     f"spec expands to more than {self.limits.max_nodes} values (alias bomb?); "
-                    "raise Limits.max_nodes to allow it",
+                    f"{Limits.how_to_raise('max_nodes')}",
                     node,
                 )
             return None
         if depth > self.limits.max_depth:
-            self._fail("too-deep", f"spec nests deeper than {self.limits.max_depth} levels", node)
+            self._fail("too-deep", f"spec nests deeper than {self.limits.max_depth} levels; {Limits.how_to_raise('max_depth')}", node)
             return None
         self.doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, ScalarNode):
@@ -177,7 +194,12 @@ class _Builder:
                 self._fail("too-large", f"cannot read value {node.value[:40]!r}...: {e}", node)
                 return None
             if isinstance(value, str) and len(value) > self.limits.max_string:
-                self._fail("too-large", f"string longer than {self.limits.max_string} characters", node)
+                self._fail(
+                    "too-long-string",
+                    f"string of {len(value):,} characters, longer than {self.limits.max_string:,}; "
+                    f"{Limits.how_to_raise('max_string')}",
+                    node,
+                )
                 return None
             return value
         if isinstance(node, SequenceNode):

@@ -249,7 +249,7 @@ def validate_document(doc: Document) -> Any:
     raise SpecErrors(errors)
 
 
-_PLACEHOLDER_OK = {"doc", "seed", "dims", "mesh", "max_params", "tests", "train", "dtype", "param_dtype", "outputs"}
+_PLACEHOLDER_OK = {"doc", "seed", "dims", "mesh", "max_params", "max_bytes", "tests", "train", "dtype", "param_dtype", "outputs"}
 
 
 def _step_stub(step: Any) -> dict[str, Any]:
@@ -308,4 +308,4 @@ def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any
 
 
 _KNOWN_TOP = {"format", "name", "doc", "seed", "args", "dims", "dtype", "param_dtype", "kinds", "inputs",
-              "variables", "blocks", "layers", "outputs", "methods", "mesh", "max_params", "tests", "train"}
+              "variables", "blocks", "layers", "outputs", "methods", "mesh", "max_params", "max_bytes", "tests", "train"}

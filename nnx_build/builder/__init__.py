@@ -7,6 +7,7 @@ from typing import Any
 
 from flax import nnx
 
+from ..loader import Limits
 from ..schemas.spec import Spec
 from ..spec_io import load_spec, spec_locator
 from .abstract import Report, abstract_check
@@ -16,13 +17,24 @@ from .program import Program, compile_spec
 __all__ = ["BuiltModule", "Report", "build", "check", "compile"]
 
 
-def compile(spec: Spec | str | os.PathLike[str]) -> Program:  # noqa: A001
-    """Resolves a spec into a program; raises ``SpecErrors`` with every problem."""
-    spec = load_spec(spec)
-    return compile_spec(spec, spec_locator(spec))
+def compile(spec: Spec | str | os.PathLike[str], *, limits: Limits | None = None) -> Program:  # noqa: A001
+    """Resolves a spec into a program; raises ``SpecErrors`` with every problem.
+
+    ``limits`` bounds the document (size, nodes, depth, strings) and the module
+    instances it unrolls to; see :class:`nnx_build.loader.Limits`.
+    """
+    limits = limits or Limits()
+    spec = load_spec(spec, limits=limits)
+    return compile_spec(spec, spec_locator(spec), limits)
 
 
-def check(spec: Spec | str | os.PathLike[str], *, max_params: int | None = None) -> Report:
+def check(
+    spec: Spec | str | os.PathLike[str],
+    *,
+    max_params: int | None = None,
+    max_bytes: int | None = None,
+    limits: Limits | None = None,
+) -> Report:
     """Validates a spec abstractly: no weight is allocated.
 
     Returns:
@@ -30,8 +42,8 @@ def check(spec: Spec | str | os.PathLike[str], *, max_params: int | None = None)
     Raises:
       SpecErrors: schema, reference, shape and budget problems, all located.
     """
-    program = compile(spec)
-    report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params)
+    program = compile(spec, limits=limits)
+    report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
     return report
 
 
@@ -41,6 +53,8 @@ def build(
     seed: int | None = None,
     rngs: nnx.Rngs | None = None,
     max_params: int | None = None,
+    max_bytes: int | None = None,
+    limits: Limits | None = None,
     check: bool = True,
 ) -> BuiltModule:
     """Builds the eager Flax NNX module a spec describes.
@@ -50,6 +64,8 @@ def build(
       seed: overrides the spec's ``seed``.
       rngs: an ``nnx.Rngs`` to draw from instead (wins over ``seed``).
       max_params: refuse to build past this many parameters (checked abstractly).
+      max_bytes: refuse to build past this many bytes of variables and example inputs.
+      limits: bounds on the spec document and on the modules it unrolls to.
       check: run the abstract check first (shape errors located at their step).
 
     Returns:
@@ -61,9 +77,9 @@ def build(
       >>> model.linear.kernel.shape
       (2, 3)
     """
-    program = compile(spec)
+    program = compile(spec, limits=limits)
     if check:
-        abstract_check(program, spec_locator(program.spec), max_params=max_params)
+        abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
     if rngs is None:
         rngs = nnx.Rngs(program.spec.seed if seed is None else seed)
     return instantiate(program, rngs=rngs)

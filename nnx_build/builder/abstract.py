@@ -7,7 +7,9 @@ every step's output shape and turning failures into errors located at the step.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,34 @@ from .program import Node, Program
 __all__ = ["Report", "StepRow", "abstract_check", "count_variables"]
 
 DEFAULT_MAX_PARAMS = 1_000_000_000_000  # a trillion: generous, still stops a typo'd 10**15
+DEFAULT_MAX_BYTES = 2**40  # 1 TiB of variables and example inputs
+
+
+@contextlib.contextmanager
+def _cheap_tracer_errors() -> Iterator[None]:
+    """Makes JAX's tracer error text O(1) while the abstract build runs.
+
+    Flax reads ``value.sharding`` on each RNG draw; on a tracer that raises an
+    AttributeError whose message walks the whole trace, so building N layers
+    abstractly costs O(N^2) (1,000 repeated Linears: minutes). The message is only
+    text; without its origin part the build is linear.
+    """
+    try:
+        from jax._src.interpreters import partial_eval as pe
+
+        cls = pe.DynamicJaxprTracer
+        original = cls.__dict__.get("_origin_msg")
+    except (ImportError, AttributeError):
+        yield
+        return
+    if original is None:
+        yield
+        return
+    cls._origin_msg = lambda self: ""  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls._origin_msg = original  # type: ignore[method-assign]
 
 
 @dataclass
@@ -125,25 +155,48 @@ def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> Ch
     return ctx
 
 
-def abstract_check(program: Program, locate: Any, *, max_params: int | None = None) -> tuple[Report, Any]:
+def input_bytes(program: Program) -> int:
+    """Bytes of the model's inputs at the example sizes of symbolic dims (``dims:``)."""
+    total = 0
+    for _, s in program.root.main.input_specs:
+        shape = [program.dims.get(d, 1) if isinstance(d, str) else d for d in s.shape]
+        total += math.prod(shape) * np.dtype(s.dtype).itemsize
+    return total
+
+
+def abstract_check(
+    program: Program, locate: Any, *, max_params: int | None = None, max_bytes: int | None = None
+) -> tuple[Report, Any]:
     """Builds ``program`` abstractly and runs its forward on symbolic shapes.
+
+    Nothing the size of a weight is allocated: the module is built under
+    ``nnx.eval_shape`` and both budgets are checked before the forward runs.
+
+    Args:
+      max_params: parameter budget; default the spec's ``max_params`` or a trillion.
+      max_bytes: byte budget of variables plus example inputs; default the spec's
+        ``max_bytes`` or 1 TiB.
 
     Returns:
       the report and the abstract module.
     Raises:
-      SpecErrors: every construction and shape problem, or a parameter budget overrun.
+      SpecErrors: every construction and shape problem, or a budget overrun
+        (``too-many-params``, ``too-many-bytes``).
     """
     spec = program.spec
     ctx = CheckContext(locate=locate, kind_classes=program.kind_classes)
     token = _CHECK.set(ctx)
     try:
-        abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
+        with _cheap_tracer_errors():
+            abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
     finally:
         _CHECK.reset(token)
     if ctx.errors:
         raise SpecErrors(ctx.errors)
     counts, nbytes = count_variables(abstract)
-    limit = max_params if max_params is not None else (spec.max_params or DEFAULT_MAX_PARAMS)
+    limit = max_params if max_params is not None else (
+        spec.max_params if spec.max_params is not None else DEFAULT_MAX_PARAMS
+    )
     total = sum(counts.values())
     if total > limit:
         raise SpecErrors(
@@ -156,9 +209,27 @@ def abstract_check(program: Program, locate: Any, *, max_params: int | None = No
                 )
             ]
         )
-    fwd = _forward(program, abstract, symbolic=True, locate=locate)
+    in_bytes = input_bytes(program)
+    byte_limit = max_bytes if max_bytes is not None else (
+        spec.max_bytes if spec.max_bytes is not None else DEFAULT_MAX_BYTES
+    )
+    if nbytes + in_bytes > byte_limit:
+        raise SpecErrors(
+            [
+                SpecError(
+                    "too-many-bytes",
+                    f"model needs {_human_bytes(nbytes + in_bytes)} ({nbytes:,} bytes of variables, "
+                    f"{in_bytes:,} of example inputs), over the limit of {byte_limit:,} bytes; "
+                    "raise it with --max-bytes or 'max_bytes:' in the spec",
+                    locate(("max_bytes",) if max_bytes is None and spec.max_bytes is not None else ()),
+                )
+            ]
+        )
+    with _cheap_tracer_errors():
+        fwd = _forward(program, abstract, symbolic=True, locate=locate)
     if fwd.errors and program.dims:
-        concrete = _forward(program, abstract, symbolic=False, locate=locate)
+        with _cheap_tracer_errors():
+            concrete = _forward(program, abstract, symbolic=False, locate=locate)
         if not concrete.errors:
             fwd = concrete  # a limitation of symbolic shapes, not a spec error
     if fwd.errors:
@@ -209,6 +280,8 @@ def _row(node: Node, abstract: Any, shape: Any) -> StepRow:
 
 
 def _human_bytes(n: int) -> str:
+    if n >= 1024**5:  # also past what a float holds
+        return f"{n // 1024**4:,} TB"
     size = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size < 1024 or unit == "TB":

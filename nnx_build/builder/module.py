@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from .. import registry
-from ..errors import SpecError
+from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
 from .program import Graph, Node, Program, Scope
 
@@ -112,7 +112,7 @@ def _owner(module: Any, vpath: str, node: Node) -> tuple[Any, str]:
     return owner, attr
 
 
-class _SpecIssue(Exception):
+class _SpecIssue(NnxBuildError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
@@ -279,12 +279,7 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
     if node.kind == "op":
         return registry.get(node.type).fn(node.config, *inputs, **named)  # type: ignore[union-attr]
     if node.kind == "call":
-        cfg = node.config
-        target: Any = module
-        for part in cfg.module.split("."):  # type: ignore[union-attr]
-            target = getattr(target, part)
-        fn = getattr(target, cfg.method) if cfg.method else target  # type: ignore[union-attr]
-        return fn(*inputs, **named)
+        return _call_target(module, node)(*inputs, **named)
     sub = getattr(module, node.name)  # type: ignore[arg-type]
     if node.repeat is None:
         return sub(*inputs, **named)
@@ -305,6 +300,31 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
 
     carry = body(tuple(inputs), sub)
     return carry[0] if len(carry) == 1 else carry
+
+
+def _call_target(module: BuiltModule, node: Node) -> Callable[..., Any]:
+    """The module (or its public method) a ``call`` step names; nothing else is reachable.
+
+    Each part of the path must lead to an ``nnx.Module``, and a method must be a plain
+    public function of that module's class, not one of ``nnx.Module``'s own.
+    """
+    from .program import MODULE_API
+
+    cfg = node.config
+    target: Any = module
+    for part in cfg.module.split("."):  # type: ignore[union-attr]
+        target = getattr(target, part, None) if not part.startswith("_") else None
+        if not isinstance(target, nnx.Module):
+            raise _SpecIssue("bad-call", f"'call' step '{node.label}': '{cfg.module}' is not a module of the model")  # type: ignore[union-attr]
+    if not cfg.method:  # type: ignore[union-attr]
+        return target
+    method = cfg.method  # type: ignore[union-attr]
+    fn = getattr(type(target), method, None)
+    if method.startswith("_") or method in MODULE_API or hasattr(nnx.Module, method) or not callable(fn) or isinstance(fn, type):
+        raise _SpecIssue(
+            "bad-call", f"'call' step '{node.label}': '{method}' is not a public method of {type(target).__name__}"
+        )
+    return getattr(target, method)
 
 
 def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str, Any], ctx: CheckContext, top: bool) -> Any:

@@ -28,7 +28,11 @@ __all__ = ["Graph", "Node", "Program", "Scope", "compile_spec"]
 RESERVED = frozenset(
     {"train", "eval", "set_attributes", "sow", "perturb", "iter_modules", "iter_children", "set_view"}
 )
+#: nnx.Module's own methods: a 'call' step may not reach them (they change the module)
+MODULE_API = RESERVED | frozenset({"set_mode", "iter_graph", "update", "split", "merge", "state"})
 MAX_REPEAT = 100_000
+#: largest size of one dimension (XLA's sizes are signed 64-bit)
+MAX_DIM = 2**62
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +187,13 @@ class _Compiler:
         input_specs: list[tuple[str, InputSpec]] = []
         if isinstance(inputs, dict):
             for n, s in inputs.items():
-                shape = self.subst(s.shape, names, (*path, "inputs", n, "shape"))
+                spath = (*path, "inputs", n, "shape")
+                shape = self.subst(s.shape, names, spath)
+                if shape is not None:
+                    bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int | str) or (isinstance(d, int) and d > MAX_DIM)]
+                    if bad:
+                        self.err("bad-shape", f"input '{n}' sizes must be integers from 0 to 2**62 or symbolic names, received {bad[0]!r}", spath)
+                        shape = None
                 input_specs.append((n, InputSpec(shape=shape if shape is not None else s.shape, dtype=s.dtype)))
 
         values: dict[str, tuple[Any, ...]] = {n: (*path, "inputs", n) for n in input_names}
@@ -193,7 +203,7 @@ class _Compiler:
             self.check_kind(var.kind, (*vpath, "kind"))
             shape = self.subst(var.shape, names, (*vpath, "shape"))
             if shape is not None:
-                bad = [d for d in shape if not isinstance(d, int) or d < 0]
+                bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int) or d < 0 or d > MAX_DIM]
                 if bad:
                     self.err("bad-shape", f"variable '{vname}' needs non-negative integer sizes, received {bad[0]!r}", (*vpath, "shape"))
                     shape = None
@@ -305,7 +315,17 @@ class _Compiler:
                 )
         for node in nodes:
             if node.kind == "call":
-                target = node.config.module.split(".")[0]  # type: ignore[union-attr]
+                parts = [*node.config.module.split("."), *([node.config.method] if node.config.method else [])]  # type: ignore[union-attr]
+                private = [p for p in parts if p.startswith("_") or p in MODULE_API]
+                if private:
+                    self.err(
+                        "unsafe-name",
+                        f"'call' may name modules and their public methods only; '{private[0]}' is "
+                        + ("private" if private[0].startswith("_") else "part of nnx.Module's own API"),
+                        node.path,
+                    )
+                    continue
+                target = parts[0]
                 if target not in attrs:
                     self.err(
                         "unknown-ref",
@@ -593,10 +613,29 @@ def _arg_type_ok(kind: str, value: Any) -> bool:
     return True
 
 
-def compile_spec(spec: Spec, locate: Any = None) -> Program:
-    """Resolves ``spec`` into a :class:`Program`; raises :class:`SpecErrors` with every problem."""
-    from ..errors import Location
+def count_modules(scope: Scope, memo: dict[str, int] | None = None) -> int:
+    """Module instances ``scope`` unrolls to: each layer and block use, times ``repeat`` unless scanned."""
+    memo = {} if memo is None else memo
+    if scope.key in memo:
+        return memo[scope.key]
+    total = 0
+    for node in scope.modules:
+        one = 1 + (count_modules(node.block, memo) if node.block is not None else 0)
+        total += one * (node.repeat if node.repeat is not None and not node.scan else 1)
+    memo[scope.key] = total
+    return total
 
+
+def compile_spec(spec: Spec, locate: Any = None, limits: Any = None) -> Program:
+    """Resolves ``spec`` into a :class:`Program`; raises :class:`SpecErrors` with every problem.
+
+    ``limits`` (a :class:`nnx_build.loader.Limits`) bounds the module instances the spec
+    unrolls to (``too-many-modules``), so a nest of ``repeat:`` cannot make the build hang.
+    """
+    from ..errors import Location
+    from ..loader import Limits
+
+    limits = limits or Limits()
     locate = locate or (lambda path: Location())
     c = _Compiler(spec, locate)
     kinds = c.compile_kinds()
@@ -620,9 +659,38 @@ def compile_spec(spec: Spec, locate: Any = None) -> Program:
                     continue  # its expression failed, already reported
                 if not d.isidentifier():
                     c.err("bad-shape", f"input '{n}' dimension {d!r} must be an integer or a symbolic name", ("inputs", n, "shape", i))
-                dims.setdefault(d, spec.dims.get(d, 1))
+                size = spec.dims.get(d, 1)
+                if not 0 <= size <= MAX_DIM:
+                    c.err("bad-shape", f"example size of dim '{d}' must be from 0 to 2**62, received {size}", ("dims", d))
+                    size = 1
+                dims.setdefault(d, size)
             elif d < 0:
                 c.err("bad-shape", f"input '{n}' has negative size {d}", ("inputs", n, "shape", i))
+    if not c.errors:
+        n_modules = count_modules(root)
+        if n_modules > limits.max_modules:
+            repeated = [n for n in _all_nodes(root) if n.repeat is not None and not n.scan]
+            where = max(repeated, key=lambda n: n.repeat).path if repeated else ()  # type: ignore[arg-type, return-value]
+            c.err(
+                "too-many-modules",
+                f"spec unrolls to {n_modules:,} module instances (each layer and block use, times repeat), "
+                f"over the limit of {limits.max_modules:,}; stack long repeats with 'scan: true', "
+                f"or {Limits.how_to_raise('max_modules')}",
+                where,
+            )
     if c.errors:
         raise SpecErrors(c.errors)
     return Program(spec=spec, root=root, kind_classes=kinds, dims=dims)
+
+
+def _all_nodes(scope: Scope, seen: set[str] | None = None) -> list[Node]:
+    seen = set() if seen is None else seen
+    if scope.key in seen:
+        return []
+    seen.add(scope.key)
+    out: list[Node] = []
+    for n in scope.modules:
+        out.append(n)
+        if n.block is not None:
+            out.extend(_all_nodes(n.block, seen))
+    return out

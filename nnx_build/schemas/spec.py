@@ -184,7 +184,7 @@ class Spec(_Model):
     format: int = Field(description="spec format version; this nnx-build reads format 1")
     name: Name = Field(description="model name; the built class is its CamelCase form")
     doc: str = ""
-    seed: int = Field(default=0, description="seed of nnx.Rngs for the weights")
+    seed: int = Field(default=0, ge=-(2**63), lt=2**63, description="seed of nnx.Rngs for the weights")
     args: dict[Name, Any] = Field(default_factory=dict, description="values usable as ${name} anywhere")
     dims: dict[Name, int] = Field(
         default_factory=dict, description="example sizes of symbolic dims for forward passes (default 1)"
@@ -199,7 +199,10 @@ class Spec(_Model):
     outputs: list[Name] | None = Field(default=None, description="values returned by __call__; default the last step's")
     methods: dict[Name, MethodSpec] = Field(default_factory=dict, description="extra entry points: model.NAME(...)")
     mesh: MeshSpec | None = Field(default=None, description="device mesh for sharded builds")
-    max_params: int | None = Field(default=None, description="refuse to build past this many parameters")
+    max_params: int | None = Field(default=None, ge=0, description="refuse to build past this many parameters")
+    max_bytes: int | None = Field(
+        default=None, ge=0, description="refuse to build past this many bytes of variables and example inputs"
+    )
     tests: TestCases | None = Field(default=None, description="spec tests (run by nnx-build test and the pytest plugin)")
     train: TrainSpec | None = Field(default=None, description="training setup (nnx-build train)")
 
