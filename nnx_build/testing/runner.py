@@ -325,6 +325,12 @@ class SpecSession:
             pass
         except NnxBuildError as e:  # spec errors: compile or abstract check
             run.fail("spec", str(e).splitlines() or [type(e).__name__], at=())
+        except Exception as e:  # noqa: BLE001  (an unexpected error still names the case; the traceback's end helps)
+            import traceback
+
+            tail = traceback.format_exception(e)[-4:-1]
+            lines = [f"{type(e).__name__}: {_first_line(e)}", *(x.rstrip() for t in tail for x in t.splitlines())]
+            run.fail("error", lines, at=())
         result = CaseResult(
             sc,
             "failed" if run.failures else "passed",

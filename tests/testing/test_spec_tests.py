@@ -286,3 +286,33 @@ def test_plugin_update_goldens_then_pass(tmp_path: Path) -> None:
     again = _pytest(tmp_path, "-q", "tiny.yaml", "-k", "golden or counts")
     assert again.returncode == 0, again.stdout
     assert "2 passed" in again.stdout
+
+
+def test_inputs_file_and_method_cases(tmp_path: Path) -> None:
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 2), np.float32))
+    text = (SPECS / "seed" / "autoencoder.yaml").read_text().split("tests:")[0] + textwrap.dedent(
+        """\
+        tests:
+          - name: from_file
+            method: encode
+            inputs_file: x.npz
+            outputs:
+              encoder: {shape: [2, 10], dtype: float32}
+          - name: missing_file
+            inputs_file: nope.npz
+          - name: no_such_method
+            method: decode
+            inputs: {x: [1, 2]}
+          - name: no_such_input
+            inputs: {y: [1, 2]}
+        """
+    )
+    path = tmp_path / "ae.yaml"
+    path.write_text(text)
+    session = SpecSession(path)
+    results = {c.name: session.run(c) for c in session.cases()}
+    assert results["from_file"].status == "passed", results["from_file"].error
+    assert "inputs file" in results["missing_file"].error.render() and "does not exist" in results["missing_file"].error.render()
+    assert "no method 'decode'" in results["no_such_method"].error.render()
+    assert f"ae.yaml:{_line_of(text, 'inputs: {y:')}:" in results["no_such_input"].error.render()
+    assert "input 'y' is not an input of the model; its inputs: x" in results["no_such_input"].error.render()
