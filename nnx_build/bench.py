@@ -3,8 +3,9 @@
 Timing rules (shared by ``nnx-build bench`` and ``benchmarks/*.py``):
 
 * every case is warmed up first (compilation, first-call allocation: never timed);
-* cases are measured in *interleaved rounds* (A, B, C, A, B, C, ...) so that a noisy
-  machine slows them alike, and each statistic is the median over rounds;
+* cases are measured in *interleaved rounds* (A, B, C, B, C, A, C, A, B, ...: the start
+  rotates) so that a noisy machine slows them alike, and each statistic is the median
+  over rounds; ratios are medians of per-round ratios;
 * a sample runs a case ``n`` times back to back, ``n`` calibrated once per case so a
   sample lasts at least ``min_sample_s`` (microsecond calls are not lost in timer noise);
 * *latency* waits for every result before the next call; *throughput* issues the ``n``
@@ -151,9 +152,13 @@ def interleaved(
     calls = {k: _calibrate(c, min_sample_s, max_calls) for k, c in cs.items()}
     samples: dict[str, list[float]] = {k: [] for k in cs}
     t_start = time.perf_counter()
+    order = list(cs)
     for r in range(rounds):
-        for k, c in cs.items():
-            samples[k].append(_sample(c, calls[k], pipelined))
+        # the starting case rotates: each case follows each other one equally often, so a
+        # runtime that leaves work behind (thread pools winding down) slows no case alone
+        shift = r % len(order)
+        for k in order[shift:] + order[:shift]:
+            samples[k].append(_sample(cs[k], calls[k], pipelined))
         if max_seconds is not None and r >= 2 and time.perf_counter() - t_start > max_seconds:
             break
     return {
@@ -307,6 +312,9 @@ def _load_artifact(target: str, section: dict[str, Any], out: Path, entry: Any, 
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's idle threads spin by default, taking the cores from whatever runs next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(str(out / section["dir"] / section["entries"]["main"]), options, providers=["CPUExecutionProvider"])
     feeds = dict(zip(names, inputs, strict=True))
     return Case(lambda: session.run(None, feeds), _noop)
