@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SPEC   ?= specs/seed/model.yaml
 OUT    ?= build/export
 
-.PHONY: install run test check schema docs clean
+.PHONY: install run test check schema docs clean bench
 
 # One pip call with the constraints file: the resolver is slow, so it runs once.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -30,3 +30,14 @@ schema: install
 
 clean:
 	rm -rf build .pytest_cache
+
+# Benchmarks (a few minutes; the machine should be otherwise idle): JSON in benchmarks/results/,
+# summarised in benchmarks/README.md.
+bench: install
+	$(BIN)/python benchmarks/dispatch.py --out benchmarks/results/dispatch.json
+	$(BIN)/python benchmarks/parity.py --out benchmarks/results/parity.json
+	$(BIN)/python benchmarks/efficiency.py --out benchmarks/results/efficiency.json
+	$(BIN)/python benchmarks/depth.py --out benchmarks/results/depth.json
+	$(BIN)/python benchmarks/check_scale.py --out benchmarks/results/check_scale.json
+	$(BIN)/python benchmarks/scale.py --savedmodel --out benchmarks/results/scale.json
+	$(BIN)/python benchmarks/artifacts.py --out benchmarks/results/artifacts.json
