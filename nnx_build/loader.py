@@ -30,6 +30,10 @@ _PLAIN_TAGS = {
 }
 
 
+#: libyaml's composer when present: the same nodes and marks, 5-50x faster on big files
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what a spec document may be; each has its own error code.
@@ -124,10 +128,14 @@ def parse_document(text: str, file: str = "<string>", limits: Limits = Limits())
         except json.JSONDecodeError as e:
             raise SpecErrors([SpecError("syntax", f"invalid JSON: {e.msg}", Location(file, e.lineno, e.colno))]) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        if "nesting depth" in str(e.problem):  # libyaml's own bound (1000 levels)
+            raise SpecErrors(
+                [SpecError("too-deep", f"spec nests deeper than {limits.max_depth} levels; {Limits.how_to_raise('max_depth')}", loc)]
+            ) from None
         raise SpecErrors([SpecError("syntax", f"invalid YAML: {e.problem or e.context}", loc)]) from None
     except yaml.YAMLError as e:
         raise SpecErrors([SpecError("syntax", f"invalid YAML: {e}", Location(file))]) from None
