@@ -33,6 +33,7 @@ __all__ = [
 FORMAT_VERSION = 1
 BUILTIN_KINDS = ("Param", "BatchStat", "Cache", "Intermediate", "LoRAParam")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*(\.[A-Za-z0-9][A-Za-z0-9_]*)*$")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 #: a dimension: an integer, a symbolic name (``batch``) or an expression (``${d * 4}``)
@@ -129,6 +130,18 @@ class Step(BaseModel):
             if isinstance(body, str):  # `- h: relu`
                 return {"name": name, "type": body}
         return data
+
+    @field_validator("kinds", "sharding")
+    @classmethod
+    def _variable_paths(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # keys are paths to the layer's variables ('kernel', 'layers.0.kernel'): nothing private
+        for key in v:
+            if not _VAR_PATH.match(key):
+                raise ValueError(
+                    f"'{key}' is not a variable path such as 'kernel' or 'layers.0.kernel' "
+                    "(names separated by dots, none starting with '_')"
+                )
+        return v
 
     @property
     def fields(self) -> dict[str, Any]:
