@@ -142,7 +142,7 @@ def build_cmd(
     """
     from .builder import compile as compile_spec
     from .builder.abstract import abstract_check
-    from .builder.module import instantiate
+    from .builder.module import allocate
     from .spec_io import spec_locator
     from .summary import forward_on_zeros, print_summary
 
@@ -155,7 +155,7 @@ def build_cmd(
     from flax import nnx
 
     with console.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
-        model = instantiate(program, rngs=nnx.Rngs(program.spec.seed if seed is None else seed))
+        model = allocate(program, rngs=nnx.Rngs(program.spec.seed if seed is None else seed), nbytes=report.total_bytes)
     outputs = forward_on_zeros(model, program)
     print_summary(console, report, title=f"{type(model).__name__} built from {spec}")
     for name, value in outputs.items():

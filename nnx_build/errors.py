@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Location", "NnxBuildError", "SpecError", "SpecErrors", "did_you_mean"]
+__all__ = ["Location", "NnxBuildError", "OutOfMemoryError", "SpecError", "SpecErrors", "did_you_mean"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class NnxBuildError(Exception):
     """Base of every error nnx-build raises on purpose (CLI exit code 2)."""
 
     exit_code = 2
+
+
+class OutOfMemoryError(NnxBuildError):
+    """The machine could not allocate what a spec within its budgets asks for."""
 
 
 @dataclass

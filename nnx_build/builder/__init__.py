@@ -11,7 +11,7 @@ from ..loader import Limits
 from ..schemas.spec import Spec
 from ..spec_io import load_spec, spec_locator
 from .abstract import Report, abstract_check
-from .module import BuiltModule, instantiate
+from .module import BuiltModule, allocate, instantiate
 from .program import Program, compile_spec
 
 __all__ = ["BuiltModule", "Report", "build", "check", "compile"]
@@ -78,8 +78,10 @@ def build(
       (2, 3)
     """
     program = compile(spec, limits=limits)
+    nbytes = None
     if check:
-        abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
+        report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
+        nbytes = report.total_bytes
     if rngs is None:
         rngs = nnx.Rngs(program.spec.seed if seed is None else seed)
-    return instantiate(program, rngs=rngs)
+    return allocate(program, rngs=rngs, nbytes=nbytes)

@@ -230,6 +230,29 @@ def instantiate(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         _KINDS.reset(token)
 
 
+def allocate(program: Program, *, rngs: nnx.Rngs, nbytes: int | None = None) -> BuiltModule:
+    """``instantiate``, waiting for the weights, with running out of memory a typed error.
+
+    JAX allocates asynchronously: without the wait an allocation failure would surface
+    later, from whatever touches the weights first.
+    """
+    from ..errors import OutOfMemoryError
+
+    try:
+        model = instantiate(program, rngs=rngs)
+        jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
+    except (MemoryError, jax.errors.JaxRuntimeError) as e:
+        text = _first_line(e).rstrip(".")
+        if not isinstance(e, MemoryError) and "memory" not in text.lower() and "RESOURCE_EXHAUSTED" not in text:
+            raise
+        need = f" ({nbytes:,} bytes of variables)" if nbytes is not None else ""
+        raise OutOfMemoryError(
+            f"out of memory allocating the weights of '{program.spec.name}'{need}: {text}; "
+            "pass a lower --max-bytes (or 'max_bytes:' in the spec) to refuse such specs before allocating"
+        ) from None
+    return model
+
+
 # ---- running -------------------------------------------------------------------------
 
 
