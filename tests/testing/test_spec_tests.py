@@ -278,6 +278,7 @@ def test_plugin_collects_cases_next_to_ordinary_tests(tmp_path: Path) -> None:
     assert "Traceback" not in run.stdout
 
 
+@pytest.mark.slow
 def test_plugin_update_goldens_then_pass(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY)
     update = _pytest(tmp_path, "-q", "tiny.yaml", "-k", "golden", "--nnx-update-goldens")
