@@ -140,3 +140,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture
 def tally() -> Tally:
     return TALLY
+
+
+#: peak resident memory a fuzz test may reach (JAX itself takes ~300 MB)
+MAX_RSS_MB = 2048
+
+
+@pytest.fixture(autouse=True)
+def _memory_bound():
+    yield
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    assert rss < MAX_RSS_MB, f"peak RSS {rss} MB past the {MAX_RSS_MB} MB bound"
