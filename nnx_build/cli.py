@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         args.insert(first, "build")
     debug = "--debug" in args or bool(os.environ.get("NNX_BUILD_DEBUG"))
     try:
-        app(args=args, prog_name="nnx-build", standalone_mode=False)
+        rv = app(args=args, prog_name="nnx-build", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _report_error(e)
-    return 0
+    # without standalone mode, click returns the code of a `typer.Exit(code)` instead of raising
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

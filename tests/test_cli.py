@@ -90,3 +90,18 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "Examples" in out and "nnx-build check" in out
+
+
+def test_exit_codes_of_typer_exit_are_kept() -> None:
+    import typer
+
+    from nnx_build.cli import app
+
+    @app.command("_exit_probe", hidden=True)
+    def _probe() -> None:
+        raise typer.Exit(code=3)
+
+    try:
+        assert main(["_exit_probe"]) == 3
+    finally:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "_exit_probe"]
