@@ -77,8 +77,7 @@ def train_cmd(
 
     with err_console.status(f"building {spec} and reading {data}"):
         trainer = prepare(spec, data)
-    name = trainer.plan.train
-    total_epochs = name.epochs if epochs is None else epochs
+    total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
     console.print(

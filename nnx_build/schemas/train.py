@@ -119,7 +119,7 @@ class ScheduleSpec(_Named):
     Arguments may use ``${total_steps}``, ``${steps_per_epoch}``, ``${epochs}`` and the spec's args.
     """
 
-    type: Annotated[str, _choice("schedule", SCHEDULES)]
+    type: Annotated[str, _choice("schedule", SCHEDULES), Field(json_schema_extra={"enum": list(SCHEDULES)})]
 
 
 class OptimizerSpec(_Named):
@@ -128,14 +128,14 @@ class OptimizerSpec(_Named):
     ``learning_rate`` is a number or a schedule.
     """
 
-    type: Annotated[str, _choice("optimizer", OPTIMIZERS)]
+    type: Annotated[str, _choice("optimizer", OPTIMIZERS), Field(json_schema_extra={"enum": list(OPTIMIZERS)})]
     learning_rate: float | str | ScheduleSpec | None = Field(default=None, description="a number or a schedule")
 
 
 class ClipSpec(_Named):
     """Gradient clipping applied before the optimizer: ``1.0`` is ``{type: clip_by_global_norm, max_norm: 1.0}``."""
 
-    type: Annotated[str, _choice("gradient clipping", CLIPS)]
+    type: Annotated[str, _choice("gradient clipping", CLIPS), Field(json_schema_extra={"enum": list(CLIPS)})]
 
     @model_validator(mode="before")
     @classmethod
@@ -151,7 +151,7 @@ class LossSpec(_Named):
     ``output`` defaults to the model's only (or first) output, ``target`` to the only target.
     """
 
-    type: Annotated[str, _choice("loss", list(LOSSES))]
+    type: Annotated[str, _choice("loss", list(LOSSES)), Field(json_schema_extra={"enum": list(LOSSES)})]
     output: Name | None = Field(default=None, description="a model output; default the first")
     target: Name | None = Field(default=None, description="a target array; default the only one")
     weight: float = Field(default=1.0, description="factor of this term in the total loss")
@@ -160,7 +160,7 @@ class LossSpec(_Named):
 class MetricSpec(_Named):
     """A metric computed on each batch and on the held-out split: ``accuracy`` or ``{type: top_k_accuracy, k: 5}``."""
 
-    type: Annotated[str, _choice("metric", list(METRICS))]
+    type: Annotated[str, _choice("metric", list(METRICS)), Field(json_schema_extra={"enum": list(METRICS)})]
     output: Name | None = None
     target: Name | None = None
     name: Name | None = Field(default=None, description="key in the reported metrics; default the type")
