@@ -269,4 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # under `python -m`, this file is __main__ and its app is not the one the sub-commands
+    # (export, train, ...) registered on: run the package's own
+    from nnx_build.cli import main as _main
+
+    raise SystemExit(_main())
