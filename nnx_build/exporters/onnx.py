@@ -72,22 +72,31 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
     for entry in entries:
         path = out_dir / f"{entry.name}.onnx"
         args = symbolic_args(entry.inputs)
-        try:
-            fn = pruned(entry.ff.closed(), args)
-        except Exception:  # noqa: BLE001  (JAX internals moved: convert the function as it is)
-            fn = entry.ff.closed()
-        try:
-            to_onnx(
-                fn,
-                inputs=args,
-                model_name=entry.name,
-                opset=opset,
-                input_names=[i.name for i in entry.inputs],
-                output_names=[o.name for o in entry.outputs],
-                return_mode="file",
-                output_path=str(path),
-            )
-        except Exception as e:
-            raise ConversionError(_explain(entry, e)) from e
+        # The function as written first: jax2onnx converts high-level calls (pooling, ...)
+        # best from their own traces. The dead-code-eliminated jaxpr is the fallback for
+        # functions carrying unused RNG state that ONNX cannot hold (nnx.RNN in eval mode).
+        attempts = [entry.ff.closed]
+        attempts.append(lambda: pruned(entry.ff.closed(), args))
+        error: BaseException | None = None
+        for make in attempts:
+            try:
+                fn = make()
+                to_onnx(
+                    fn,
+                    inputs=args,
+                    model_name=entry.name,
+                    opset=opset,
+                    input_names=[i.name for i in entry.inputs],
+                    output_names=[o.name for o in entry.outputs],
+                    return_mode="file",
+                    output_path=str(path),
+                )
+                error = None
+                break
+            except Exception as e:  # noqa: BLE001  (the next attempt, or the explained error)
+                error = error or e
+                path.unlink(missing_ok=True)
+        if error is not None:
+            raise ConversionError(_explain(entry, error)) from error
         section["entries"][entry.name] = path.name
     return section

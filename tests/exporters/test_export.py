@@ -222,3 +222,20 @@ def test_two_inputs_two_outputs_int_input_and_a_scanned_rnn(tmp_path: Path, tf: 
     assert [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input] == [
         ["batch", "time"], ["batch", "time", 3]
     ]
+
+
+@pytest.mark.parametrize("name", ["cnn", "residual"])
+def test_example_specs_export_all_targets_and_verify(export_root: Path, name: str) -> None:
+    """The CNN (pooling) and residual (repeat, scan, declared kind) examples on every target."""
+    from nnx_build.exporters import export
+
+    out = export_root / f"example-{name}"
+    export(SEED.parent / f"{name}.yaml", out, to="stablehlo,savedmodel,onnx")
+    import json
+
+    ver = json.loads((out / "manifest.json").read_text())["verification"]
+    assert ver["status"] == "passed", ver
+    targets = {(r["target"], r["batch"]) for r in ver["results"]}
+    for target in ("stablehlo", "savedmodel", "onnx"):
+        assert {(target, 1), (target, 7)} <= targets
+    assert all(r["ok"] and r["max_abs_err"] <= 1e-5 for r in ver["results"])
