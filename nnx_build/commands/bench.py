@@ -73,7 +73,7 @@ def bench_cmd(
 
     Builds the model once; exports it to StableHLO (reloaded with jax.export), a TF
     SavedModel (TensorFlow) and ONNX (onnxruntime) in a temporary folder; then times every
-    target on the same inputs in interleaved rounds (A, B, C, A, B, C, ...), warm-up
+    target on the same inputs in interleaved rounds (A, B, C, then B, C, A, ...), warm-up
     excluded. Reports median latency, throughput, the latency ratio of each target to the
     fast path (median of per-round ratios) and each output's max abs difference from it.
     A target that cannot be exported or loaded is reported and the rest are still timed.
