@@ -176,6 +176,7 @@ def paired_ratio(timings: Mapping[str, Timing], num: str, den: str) -> float:
 def machine_info() -> dict[str, Any]:
     """Where a benchmark ran: CPU model, cores, load, library versions."""
     info: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
