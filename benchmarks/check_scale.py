@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -22,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measure(spec: Path) -> dict[str, object]:
     code = (
-        "import resource, sys, json, time; from nnx_build.cli import main; t0 = time.perf_counter();"
-        "rc = main(['check', sys.argv[1], '--json']); t = time.perf_counter() - t0;"
-        "print(json.dumps({'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'check_s': t})); sys.exit(rc)"
+        "import sys, json, time; from nnx_build.cli import main; from nnx_build.memory import peak_rss_mb;"
+        "t0 = time.perf_counter(); rc = main(['check', sys.argv[1], '--json']); t = time.perf_counter() - t0;"
+        "print(json.dumps({'peak_rss_mb': peak_rss_mb(), 'check_s': t})); sys.exit(rc)"
     )
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, check=True)
@@ -35,7 +34,7 @@ def measure(spec: Path) -> dict[str, object]:
         "spec": str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec),
         "seconds": round(seconds, 3),
         "check_seconds": round(rss["check_s"], 3),
-        "peak_rss_mb": round(rss["maxrss_kb"] / 1024, 1),
+        "peak_rss_mb": rss["peak_rss_mb"],
         "params": report["params"],
         "total_params": report["total_params"],
     }

@@ -3,7 +3,7 @@
 The model is ``specs/zoo/llama_7b.yaml`` at TinyLlama-1.1B's size (d_model 2048, 22
 blocks, 32 heads with 4 kv heads, SwiGLU 5632, vocabulary 32000: 1,100,048,384
 parameters, 4.4 GB of float32). Each stage runs in a fresh process (peak RSS is per
-process: ``ru_maxrss``):
+process: ``VmHWM``):
 
 * ``check``: the abstract check (no weight allocated);
 * ``build``: ``nnx_build.build`` until every weight is computed (initializers are
@@ -35,7 +35,7 @@ LLAMA_7B_ARGS = "args: {vocab: 32000, d_model: 4096, heads: 32, kv_heads: 32, hi
 TINYLLAMA_ARGS = "args: {vocab: 32000, d_model: 2048, heads: 32, kv_heads: 4, hidden: 5632, layers: 22, eps: 1.0e-5}"
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 import nnx_build
@@ -65,7 +65,8 @@ else:
     info["files_bytes"] = sum(f["size"] for f in result.files)
 info["seconds"] = time.perf_counter() - t1
 info["import_s"] = t_import
-info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from nnx_build.memory import peak_rss_mb
+info["peak_rss_mb"] = peak_rss_mb()
 print(json.dumps(info))
 """
 

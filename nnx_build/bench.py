@@ -219,11 +219,9 @@ def _cpu_model() -> str:
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, in MB."""
-    import resource
-    import sys
+    from .memory import peak_rss_mb as peak
 
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    return peak()
 
 
 # ---- a spec through every runtime --------------------------------------------------------

@@ -154,15 +154,9 @@ def _run_onnx(root: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray
 
 
 def _peak_rss_mb() -> float | None:
-    """This process's peak resident memory (VmHWM; Linux only)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+    from ..memory import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 RUNNERS = {"stablehlo": _run_stablehlo, "savedmodel": _run_savedmodel, "onnx": _run_onnx}

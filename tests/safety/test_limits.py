@@ -125,7 +125,8 @@ for path in sys.argv[1:]:
         with redirect_stdout(io.StringIO()), redirect_stderr(err):
             rc = main([cmd, path])
         out[f"{path} {cmd}"] = [rc, err.getvalue()[-600:]]
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+from nnx_build.memory import peak_rss_mb
+out["maxrss_mb"] = peak_rss_mb()
 print(json.dumps(out))
 """
 
