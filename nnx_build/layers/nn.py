@@ -271,7 +271,7 @@ class LoRAConfig(Config):
 nnx_layer(LoRAConfig, nnx.LoRA, check=feature_check("in_features"))
 
 
-class LoRALinearConfig(Config):
+class LoRALinearConfig(LinearConfig):
     """``nnx.LoRALinear``: an ``nnx.Linear`` plus a low-rank ``nnx.LoRA`` adapter (``lora``).
 
     ``y = x @ kernel + bias + x @ lora.lora_a @ lora.lora_b``. Input ``(..., in_features)``,
@@ -279,21 +279,12 @@ class LoRALinearConfig(Config):
     ``dtype`` / ``param_dtype`` to the base linear layer.
     """
 
-    type: Literal["LoRALinear"] = "LoRALinear"
-    positional = ("in_features", "out_features")
-    in_features: int = Field(gt=0)
-    out_features: int = Field(gt=0)
+    type: Literal["LoRALinear"] = "LoRALinear"  # type: ignore[assignment]
     lora_rank: int = Field(gt=0)
     lora_dtype: DType | None = None
     lora_param_dtype: DType | None = None
     a_initializer: Init | None = None
     b_initializer: Init | None = None
-    use_bias: bool = True
-    dtype: DType | None = None
-    param_dtype: DType | None = None
-    precision: Precision = None
-    kernel_init: Init | None = None
-    bias_init: Init | None = None
 
 
 nnx_layer(LoRALinearConfig, nnx.LoRALinear, check=feature_check("in_features"))

@@ -335,25 +335,26 @@ for _name in _REDUCTIONS:
     op(_model, check=_axis_check())(_reduce_fn(_name))
 
 
-class ArgmaxConfig(Config):
+class _ArgReduceConfig(Config):
+    axis: int = -1
+    keepdims: bool = False
+
+
+class ArgmaxConfig(_ArgReduceConfig):
     """Index of the largest value along ``axis``: drops that axis (kept with size 1 when ``keepdims``); int32."""
 
     type: Literal["argmax"] = "argmax"
-    axis: int = -1
-    keepdims: bool = False
+
+
+class ArgminConfig(_ArgReduceConfig):
+    """Index of the smallest value along ``axis``: drops that axis (kept with size 1 when ``keepdims``); int32."""
+
+    type: Literal["argmin"] = "argmin"
 
 
 @op(ArgmaxConfig, check=_axis_check())
 def argmax(cfg: ArgmaxConfig, x: Any) -> Any:
     return jnp.argmax(x, axis=cfg.axis, keepdims=cfg.keepdims)
-
-
-class ArgminConfig(Config):
-    """Index of the smallest value along ``axis``: drops that axis (kept with size 1 when ``keepdims``); int32."""
-
-    type: Literal["argmin"] = "argmin"
-    axis: int = -1
-    keepdims: bool = False
 
 
 @op(ArgminConfig, check=_axis_check())
