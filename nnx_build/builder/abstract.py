@@ -131,7 +131,7 @@ def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -
 
 
 def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> CheckContext:
-    ctx = CheckContext(locate=locate, kind_classes=program.kind_classes)
+    ctx = CheckContext(locate=locate)
     graphdef, state = nnx.split(abstract)
     structs = _input_structs(program, symbolic)
 
@@ -184,7 +184,7 @@ def abstract_check(
         (``too-many-params``, ``too-many-bytes``).
     """
     spec = program.spec
-    ctx = CheckContext(locate=locate, kind_classes=program.kind_classes)
+    ctx = CheckContext(locate=locate)
     token = _CHECK.set(ctx)
     try:
         with _cheap_tracer_errors():

@@ -43,7 +43,6 @@ class CheckContext:
     errors: list[SpecError] = field(default_factory=list)
     shapes: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     depth: int = 0
-    kind_classes: dict[str, type] = field(default_factory=dict)
 
 
 _CHECK: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("nnx_build_check", default=None)
