@@ -48,7 +48,7 @@ def test_digits_cnn_trains_to_97_percent_and_exports(tmp_path: Path, capsys: pyt
 
     # nnx-build export SPEC --weights CKPT_DIR: the trained weights, verified in a fresh process
     out = tmp_path / "export"
-    assert main(["export", str(SPEC), "--weights", str(ckpt), "--out", str(out), "--to", "stablehlo,savedmodel"]) == 0
+    assert main(["export", str(SPEC), "--weights", str(ckpt), "--out", str(out), "--to", "stablehlo,savedmodel,onnx"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["verification"]["status"] == "passed"
     assert manifest["weights"]["path"] == str(ckpt.resolve())
