@@ -157,6 +157,23 @@ def _umask() -> int:
     return mask
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _commit(tmp: Path, out: Path, force: bool) -> None:
     """Renames ``tmp`` to ``out``; with ``force`` an old ``out`` is moved aside first, then deleted."""
     if not (out.exists() or out.is_symlink()):
@@ -167,6 +184,10 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
         return
     if not force:
         raise OutputExistsError(f"{out} already exists; pass --force to replace it")
+    if out.is_dir() and not out.is_symlink() and _exchange(tmp, out):
+        # one atomic step: `out` is the new export, `tmp` the old one, at every instant
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
     aside.rmdir()
     try:
