@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import SpecArg, app
+from ..cli import EntryPointsFlag, PluginOpt, SpecArg, _setup, app
 
 __all__ = ["export_cmd", "verify_cmd"]
 
@@ -90,6 +90,8 @@ def export_cmd(
     batch_sizes: BatchOpt = "1,7",
     weights_as_args: ArgsOpt = False,
     version: VersionOpt = 1,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Export SPEC to StableHLO, TF SavedModel and ONNX in OUT, verified against JAX.
 
@@ -108,6 +110,7 @@ def export_cmd(
 
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
+    _setup(plugin, plugins_from_entry_points)
     from ..exporters import export
 
     console = _console(stderr=True)
@@ -126,6 +129,8 @@ def verify_cmd(
     weights: WeightsOpt = None,
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Re-verify an export folder: reload each artifact in a fresh process, compare with JAX.
 
@@ -138,6 +143,7 @@ def verify_cmd(
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
+    _setup(plugin, plugins_from_entry_points)
     from ..exporters import verify_dir
 
     console = _console(stderr=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import JsonFlag, SpecArg, app
+from ..cli import EntryPointsFlag, JsonFlag, PluginOpt, SpecArg, _setup, app
 
 __all__ = ["train_cmd"]
 
@@ -41,6 +41,8 @@ def train_cmd(
     force: ForceOpt = False,
     progress: ProgressOpt = True,
     json_out: JsonFlag = False,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
@@ -66,6 +68,7 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
+    _setup(plugin, plugins_from_entry_points)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:

@@ -89,3 +89,17 @@ def test_missing_plugin_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     proc = _cli(["check", str(spec), "--plugin", "os; rm -rf /"], env)
     assert proc.returncode == 2 and "module name" in proc.stderr
+
+
+def test_export_takes_plugins_too(tmp_path: Path) -> None:
+    spec, env = _setup(tmp_path)
+    out = tmp_path / "export"
+    proc = _cli(["export", str(spec), "--to", "stablehlo", "--out", str(out)], env)
+    assert proc.returncode == 2 and "error[unknown-type]" in proc.stderr
+    assert not out.exists()
+    proc = _cli(["export", str(spec), "--to", "stablehlo", "--out", str(out), "--plugin", "nnx_probe_plugin"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["verification"]["status"] == "passed"
