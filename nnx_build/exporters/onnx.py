@@ -33,6 +33,20 @@ def _explain(entry: Entry, e: BaseException) -> str:
     return f"onnx: jax2onnx cannot convert entry '{entry.name}': {first_line(e)}"
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Any:
+    """Raises a logger's level to ERROR for the duration of the block."""
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def pruned(fn: Any, args: list[Any]) -> Any:
     """``fn`` as its dead-code-eliminated jaxpr, traced once at ``args`` (symbolic shapes).
 
@@ -81,16 +95,17 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         for make in attempts:
             try:
                 fn = make()
-                to_onnx(
-                    fn,
-                    inputs=args,
-                    model_name=entry.name,
-                    opset=opset,
-                    input_names=[i.name for i in entry.inputs],
-                    output_names=[o.name for o in entry.outputs],
-                    return_mode="file",
-                    output_path=str(path),
-                )
+                with _quiet_logger("onnx_ir"):  # per-value "type is not known" notes of the serializer
+                    to_onnx(
+                        fn,
+                        inputs=args,
+                        model_name=entry.name,
+                        opset=opset,
+                        input_names=[i.name for i in entry.inputs],
+                        output_names=[o.name for o in entry.outputs],
+                        return_mode="file",
+                        output_path=str(path),
+                    )
                 error = None
                 break
             except Exception as e:  # noqa: BLE001  (the next attempt, or the explained error)

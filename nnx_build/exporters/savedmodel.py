@@ -20,10 +20,29 @@ __all__ = ["export_savedmodel", "import_tensorflow"]
 
 
 def import_tensorflow() -> Any:
-    """Imports TensorFlow quietly (C++ logs off unless the user set the level)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    """Imports TensorFlow quietly (C++ logs off unless the user set the level).
 
+    TensorFlow 2.21 writes its oneDNN and absl start-up lines to the stderr file
+    descriptor whatever ``TF_CPP_MIN_LOG_LEVEL`` says; they are dropped during the
+    import unless that variable is ``0`` (all logs wanted). Import errors still raise.
+    """
+    import sys
+
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0" and "tensorflow" not in sys.modules
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not quiet:
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     return tf
 
 
