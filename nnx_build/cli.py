@@ -27,6 +27,14 @@ Examples:
 
   nnx-build check spec.yaml --json         # machine-readable totals (last line)
 
+  nnx-build export specs/cnn.yaml --to stablehlo,savedmodel,onnx --out build/cnn
+
+  nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits
+
+  nnx-build test specs/                    # the specs' own tests: sections
+
+  nnx-build bench specs/seed/model.yaml    # fast path vs nnx.jit vs each artifact
+
   nnx-build schema --out schema/nnx-spec.schema.json
 """
 
