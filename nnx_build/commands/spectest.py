@@ -121,8 +121,8 @@ def test_cmd(
         error = result.error
         console.print(error.render() if error is not None else result.case.id, markup=False, highlight=False)
     if summary.exit_code == EXIT_NO_TESTS:
-        where = ", ".join(map(str, paths))
-        raise SpecTestsFailed(f"{summary.text} (in {where}); no spec test ran", exit_code=EXIT_NO_TESTS)
+        where = f" in {', '.join(map(str, paths))}" if not summary.files else ""
+        raise SpecTestsFailed(f"{summary.text}{where}; no spec test ran", exit_code=EXIT_NO_TESTS)
     if collect_only:
         console.print(summary.text)
         return

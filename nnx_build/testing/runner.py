@@ -82,10 +82,9 @@ class Summary:
         """``3 passed, 1 failed, 2 deselected``, or why nothing ran."""
         if self.collect_only:
             return f"{len(self.selected)} case(s) in {len(self.files)} spec file(s)" if self.selected else self.nothing_ran
-        parts = [f"{n} {k}" for k, n in self.counts.items() if n]
         if not self.selected:
-            return "; ".join([self.nothing_ran, *parts])
-        return ", ".join(parts)
+            return self.nothing_ran
+        return ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
 
 
 def run(
