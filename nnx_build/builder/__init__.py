@@ -40,10 +40,16 @@ def check(
     Returns:
       a :class:`Report` with parameter counts by kind, bytes, per-step shapes.
     Raises:
-      SpecErrors: schema, reference, shape and budget problems, all located.
+      SpecErrors: schema, reference, shape and budget problems, all located; then
+        the problems of the ``tests:`` section (see ``nnx_build.testing.validate_tests``).
     """
     program = compile(spec, limits=limits)
     report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
+    from ..errors import SpecErrors
+    from ..testing import validate_tests  # the tests: section, validated without running it
+
+    if test_errors := validate_tests(program.spec, program):
+        raise SpecErrors(test_errors)
     return report
 
 

@@ -9,14 +9,16 @@ import typer
 
 from ..cli import _console, app
 from ..errors import NnxBuildError
+from ..testing.runner import EXIT_NO_TESTS
 
 
 class SpecTestsFailed(NnxBuildError):
-    """Some spec test failed (exit code 1), bad usage (2), or no test was found (5)."""
+    """Some spec test failed (exit code 1), bad usage (2), or no case ran (5)."""
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
 
 PathsArg = Annotated[
     list[Path] | None,
@@ -41,11 +43,16 @@ def test_cmd(
     exitfirst: FailFast = False,
     collect_only: ListOnly = False,
 ) -> None:
-    """Run the spec tests (the `tests:` section) of SPEC files; exit 1 if any case fails.
+    """Run the spec tests (the `tests:` section) of SPEC files.
 
     Each failure names the spec file and the line of the case and of the key that
     failed, and shows what differed. The pytest plugin runs the same cases as items
     `path/spec.yaml::case`.
+
+    Exit codes: 0 every selected case passed; 1 a case failed, or a spec or one of
+    its cases does not load; 2 bad usage (a missing path, a bad -k expression); 5 no
+    case ran (no spec with tests found, or -k matched nothing), as pytest's "no tests
+    ran".
 
     Examples:
 
@@ -57,86 +64,69 @@ def test_cmd(
 
       nnx-build test specs/seed --update-goldens      # rewrite golden .npz files
     """
-    import time
-
     from rich.markup import escape
     from rich.table import Table
 
-    from ..testing.runner import SpecSession, discover, display_path, keyword_matcher
+    from ..testing import discover, display_path, run
+    from ..testing.results import CaseResult, SpecCase
 
     console = _console()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]
     try:
-        matches = keyword_matcher(keyword)
-    except ValueError as e:
-        raise SpecTestsFailed(str(e), exit_code=2) from None
-    try:
         files = discover(paths)
     except FileNotFoundError as e:
         raise SpecTestsFailed(str(e), exit_code=2) from None
 
-    t0 = time.perf_counter()
-    counts = {"passed": 0, "failed": 0, "error": 0, "deselected": 0}
-    failures: list[str] = []
-    stop = False
-    for path in files:
-        if stop:
-            break
-        try:
-            session = SpecSession(path)
-        except NnxBuildError as e:
-            counts["error"] += 1
-            failures.append(f"{display_path(path)}: the spec does not load\n{e}")
-            console.print(f"[red]ERROR[/red] {escape(display_path(path))}: the spec does not load")
-            if exitfirst:
-                break
-            continue
-        cases = session.cases()
-        selected = [c for c in cases if matches(c.id)]
-        counts["deselected"] += len(cases) - len(selected)
-        if not selected:
-            continue
+    tables: dict[Path, Table] = {}
+
+    def on_file(path: Path, cases: list[SpecCase]) -> None:
         table = Table(title=escape(display_path(path)), title_justify="left", show_edge=False, pad_edge=False)
-        table.add_column("case")
-        table.add_column("checks")
-        table.add_column("result")
+        for column in ("case", "checks", "result"):
+            table.add_column(column)
         table.add_column("time", justify="right")
         table.add_column("notes", overflow="fold")
         if collect_only:
-            for c in selected:
-                table.add_row(escape(c.name), ", ".join(c.case.checks), "", "", escape(str(c.loc)))
-            console.print(table)
-            continue
-        for c in selected:
-            with console.status(f"{escape(c.id)} ..."):
-                result = session.run(c, update_goldens=update_goldens)
-            counts[result.status] += 1
-            mark = "[green]passed[/green]" if result.status == "passed" else "[red]FAILED[/red]"
-            table.add_row(
-                escape(c.name), ", ".join(result.checks), mark, f"{result.seconds:.1f}s", escape("; ".join(result.notes))
-            )
-            if result.error is not None:
-                failures.append(result.error.render())
-                if exitfirst:
-                    stop = True
-                    break
-        session.release()
-        console.print(table)
+            for c in cases:
+                table.add_row(escape(c.name), ", ".join(c.checks), "", "", escape(str(c.loc)))
+        tables[path] = table
+
+    def on_result(result: CaseResult) -> None:
+        mark = {"passed": "[green]passed[/green]", "failed": "[red]FAILED[/red]"}.get(result.status, "[red]ERROR[/red]")
+        tables[result.case.path].add_row(
+            escape(result.case.name), ", ".join(result.checks), mark, f"{result.seconds:.1f}s", escape("; ".join(result.notes))
+        )
+
+    def on_file_done(path: Path) -> None:
+        console.print(tables.pop(path))
         console.print()
 
-    for text in failures:
+    try:
+        summary = run(
+            files,
+            keyword=keyword,
+            update_goldens=update_goldens,
+            exitfirst=exitfirst,
+            collect_only=collect_only,
+            on_file=on_file,
+            on_result=on_result,
+            on_file_done=on_file_done,
+            around_case=lambda c: console.status(f"{escape(c.id)} ..."),
+        )
+    except ValueError as e:  # a bad -k expression
+        raise SpecTestsFailed(str(e), exit_code=2) from None
+
+    for result in summary.failed:
         console.rule("[red]failure", style="red")
-        console.print(text, markup=False, highlight=False)
-    parts = [f"{n} {k}" for k, n in counts.items() if n]
-    total = counts["passed"] + counts["failed"] + counts["error"]
-    summary = ", ".join(parts) if parts else "no spec tests found"
-    style = "red" if counts["failed"] or counts["error"] else "green"
+        error = result.error
+        console.print(error.render() if error is not None else result.case.id, markup=False, highlight=False)
+    if summary.exit_code == EXIT_NO_TESTS:
+        where = f" in {', '.join(map(str, paths))}" if not summary.files else ""
+        raise SpecTestsFailed(f"{summary.text}{where}; no spec test ran", exit_code=EXIT_NO_TESTS)
     if collect_only:
-        console.print(f"{len(files)} spec file(s) found")
+        console.print(summary.text)
         return
-    console.rule(f"[{style}]{escape(summary)} in {time.perf_counter() - t0:.1f}s", style=style)
-    if counts["failed"] or counts["error"]:
-        raise SpecTestsFailed(summary)
-    if total == 0:
-        raise SpecTestsFailed(f"no spec tests found in {', '.join(map(str, paths))}", exit_code=5)
+    style = "red" if summary.failed else "green"
+    console.rule(f"[{style}]{escape(summary.text)} in {summary.seconds:.1f}s", style=style)
+    if summary.exit_code:
+        raise SpecTestsFailed(summary.text, exit_code=summary.exit_code)

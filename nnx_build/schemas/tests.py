@@ -17,18 +17,24 @@ as ``path/spec.yaml::name``::
       - name: learns
         train_step: {loss: cross_entropy, learning_rate: 0.01}
 
-Paths (``golden.file``, ``inputs_file``) are relative to the spec file.
+Paths (``golden.file``, ``inputs_file``) are relative to the spec file. Any field may
+be a ``${...}`` expression over the spec's ``args`` (``inputs: {x: [2, ${size}]}``).
+
+A case that does not validate does not stop the spec from loading or building: the
+spec keeps its valid cases, and :func:`nnx_build.testing.validate_tests` (run by
+``nnx-build check``) and the test runners report the broken one at its line.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from ..expr import ExprError, substitute
 from .common import DTypeName
 
-__all__ = ["ArrayInput", "Export", "Golden", "OutputExpect", "TestCase", "TestCases", "TrainStep"]
+__all__ = ["ArrayInput", "Export", "Golden", "OutputExpect", "TestCase", "TestCases", "TrainStep", "parse_case"]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 CaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=128)]
@@ -151,13 +157,32 @@ class TestCase(_Model):
         return out
 
 
-def _unique_names(cases: list[TestCase]) -> list[TestCase]:
-    seen: set[str] = set()
-    for case in cases:
-        if case.name in seen:
-            raise ValueError(f"two test cases are named '{case.name}'; case names must be unique within a spec")
-        seen.add(case.name)
-    return cases
+def parse_case(raw: Any, args: dict[str, Any] | None = None) -> TestCase:
+    """One raw case of a ``tests:`` list, its ``${...}`` expressions evaluated over ``args``.
+
+    Raises:
+      ExprError: an expression does not evaluate.
+      ValidationError: the case does not validate.
+    """
+    return TestCase.model_validate(substitute(raw, dict(args or {})))
 
 
-TestCases = Annotated[list[TestCase], AfterValidator(_unique_names)]
+def _valid_cases(value: Any, info: ValidationInfo) -> Any:
+    """Keeps the cases that validate (first of each name); the others are reported by validate_tests."""
+    if not isinstance(value, list):
+        return value  # not a list: the section itself is wrong, a located error
+    args = info.data.get("args") if isinstance(info.data, dict) else None
+    out: list[TestCase] = []
+    names: set[str] = set()
+    for raw in value:
+        try:
+            case = parse_case(raw, args if isinstance(args, dict) else {})
+        except (ExprError, ValidationError, ValueError, TypeError, ArithmeticError):
+            continue
+        if case.name not in names:
+            names.add(case.name)
+            out.append(case)
+    return out
+
+
+TestCases = Annotated[list[TestCase], BeforeValidator(_valid_cases)]

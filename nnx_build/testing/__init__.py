@@ -1,27 +1,32 @@
 """Spec tests: the ``tests:`` section of a spec, run by ``nnx-build test`` and by pytest.
 
-:mod:`nnx_build.testing.runner` runs the cases of one spec file, sharing the compiled
-program, the abstract report and built models between them;
-:mod:`nnx_build.testing.plugin` is the pytest plugin (entry point ``pytest11``) that
-collects spec files as items ``path/spec.yaml::case``.
+* :mod:`~nnx_build.testing.discovery`: which files are specs with tests; ``-k``;
+* :mod:`~nnx_build.testing.session`: a spec file's cases and what they share (the
+  compiled program, the abstract report, built models); :func:`validate_tests`;
+* :mod:`~nnx_build.testing.checks`: the checks of one case (results in ``results``);
+* :mod:`~nnx_build.testing.runner`: :func:`run` over files, giving a :class:`Summary`;
+* :mod:`~nnx_build.testing.plugin`: the pytest plugin (entry point ``pytest11``),
+  collecting spec files as items ``path/spec.yaml::case``.
 """
 
-from .runner import (
-    CaseResult,
-    SpecCase,
-    SpecSession,
-    SpecTestFailure,
-    discover,
-    keyword_matcher,
-    looks_like_spec_with_tests,
-)
+from .discovery import discover, display_path, keyword_matcher, looks_like_spec_with_tests
+from .results import CaseResult, Failure, SpecCase, SpecTestFailure
+from .runner import Summary, run
+from .session import SpecSession, load_session, spec_cases, validate_tests
 
 __all__ = [
     "CaseResult",
+    "Failure",
     "SpecCase",
     "SpecSession",
     "SpecTestFailure",
+    "Summary",
     "discover",
+    "display_path",
     "keyword_matcher",
+    "load_session",
     "looks_like_spec_with_tests",
+    "run",
+    "spec_cases",
+    "validate_tests",
 ]

@@ -5,11 +5,13 @@ whose environment has nnx-build. Each case becomes an item ``path/spec.yaml::cas
 a failure points at the spec file and the line of the case, and shows what differed.
 The cases of one file share its compiled program, abstract report and built models.
 
-Which files are collected:
-
-* ``.yaml`` / ``.yml`` / ``.json`` files with top-level ``format:`` and ``tests:`` keys,
-  found where pytest looks (``testpaths`` or the paths given on the command line);
-* limited to folders listed in the ini option ``nnx_build_specs`` when it is set.
+Which files are collected: ``.yaml`` / ``.yml`` / ``.json`` files that are
+unmistakably specs with a ``tests:`` section (an integer ``format`` and ``layers`` or
+``inputs``, or the ``# yaml-language-server: $schema=...nnx-spec...`` line; see
+:mod:`nnx_build.testing.discovery`), found where pytest looks. When the ini option
+``nnx_build_specs`` is set, only files under its paths are collected, and there a
+``format`` key is enough. Other files are never touched, and a spec that does not load
+gives one failing item ``path::<spec>``, never a collection error.
 
 In ``pyproject.toml``::
 
@@ -29,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from .runner import SUFFIXES, looks_like_spec_with_tests
+from .discovery import SUFFIXES, looks_like_spec_with_tests
 
 __all__ = ["SpecFile", "SpecItem"]
 
@@ -62,46 +64,35 @@ def _under(path: Path, roots: list[Path]) -> bool:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in SUFFIXES:
         return None
-    roots = parent.config.getini("nnx_build_specs")
-    if roots and not _under(file_path, list(roots)):
+    roots = list(parent.config.getini("nnx_build_specs"))
+    if roots and not _under(file_path, roots):
         return None
-    if not looks_like_spec_with_tests(file_path):
+    try:
+        if not looks_like_spec_with_tests(file_path, declared=bool(roots)):
+            return None
+    except Exception:  # noqa: BLE001  (never break someone else's collection)
         return None
     return SpecFile.from_parent(parent, path=file_path)
 
 
-class SpecLoadError(Exception):
-    """The spec file does not load: its located errors, as text."""
-
-
 class SpecFile(pytest.File):
-    """A spec file; its children are the cases of its ``tests:`` section."""
+    """A spec file; its children are the cases of its ``tests:`` section.
+
+    A file that does not load gives one failing item (``path::<spec>``) holding the
+    located errors; a case that does not validate is a failing item of its own.
+    """
 
     _session: Any = None
 
-    def session_for_cases(self) -> Any:
-        if self._session is None:
-            from ..errors import NnxBuildError
-            from .runner import SpecSession
-
-            try:
-                self._session = SpecSession(self.path)
-            except NnxBuildError as e:
-                raise SpecLoadError(str(e)) from None
-        return self._session
-
     def collect(self) -> Any:
-        session = self.session_for_cases()
-        for case in session.cases():
+        from .session import load_session
+
+        self._session, cases = load_session(self.path)
+        for case in cases:
             item = SpecItem.from_parent(self, name=case.name, case=case)
-            if case.case.slow:
+            if case.case is not None and case.case.slow:
                 item.add_marker(pytest.mark.slow)
             yield item
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
-        if isinstance(excinfo.value, SpecLoadError):
-            return f"spec file does not load:\n{excinfo.value}"
-        return super().repr_failure(excinfo)
 
     def release(self) -> None:
         if self._session is not None:
@@ -119,14 +110,19 @@ class SpecItem(pytest.Item):
     def runtest(self) -> None:
         parent = self.parent
         assert isinstance(parent, SpecFile)
+        from .checks import run_case
+        from .results import SpecTestFailure
+
         update = bool(self.config.getoption("nnx_update_goldens", default=False))
-        result = parent.session_for_cases().check(self.case, update_goldens=update)
+        result = run_case(parent._session, self.case, update_goldens=update)
         self.notes = result.notes
         for note in result.notes:
             self.user_properties.append(("note", note))
+        if result.failures:
+            raise SpecTestFailure(self.case, result.failures)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
-        from .runner import SpecTestFailure
+        from .results import SpecTestFailure
 
         if isinstance(excinfo.value, SpecTestFailure):
             return excinfo.value.render()

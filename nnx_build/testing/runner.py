@@ -1,806 +1,147 @@
-"""Runs the ``tests:`` cases of spec files.
+"""One run over spec files: select cases with ``-k``, run them, count, decide the exit code.
 
-One :class:`SpecSession` per spec file loads and compiles the spec once, runs the
-abstract check once and builds each seed's model once; every case of the file shares
-them. A case runs its checks in order (params, forward, outputs, deterministic,
-golden, train_step, export); every check that fails adds a located :class:`Failure`,
-and a case with failures raises :class:`SpecTestFailure`, whose text names the spec
-file and the line of the case and of the failing key, and says what differed.
+``nnx-build test`` is this loop with a printer; the pytest plugin lets pytest drive
+the loop but loads files (:func:`~nnx_build.testing.session.load_session`) and runs
+cases (:meth:`SpecSession.run`) the same way.
 
 Example:
-  >>> session = SpecSession("specs/zoo/resnet50.yaml")          # doctest: +SKIP
-  >>> for case in session.cases():                              # doctest: +SKIP
-  ...     result = session.run(case)
-  ...     print(case.id, result.status)
+  >>> summary = run(discover(["specs"]), keyword="counts")      # doctest: +SKIP
+  >>> summary.exit_code, summary.text                           # doctest: +SKIP
+  (0, '9 passed, 40 deselected')
 """
 
 from __future__ import annotations
 
-import io
-import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..errors import Location, NnxBuildError
-from ..schemas.tests import TestCase
+from .discovery import keyword_matcher
+from .checks import run_case
+from .results import LOAD, CaseResult, SpecCase
+from .session import load_session
 
-__all__ = [
-    "CaseResult",
-    "Failure",
-    "SpecCase",
-    "SpecSession",
-    "SpecTestFailure",
-    "discover",
-    "display_path",
-    "keyword_matcher",
-    "looks_like_spec_with_tests",
-]
+__all__ = ["EXIT_FAILED", "EXIT_NO_TESTS", "EXIT_OK", "EXIT_USAGE", "Summary", "run"]
 
-SUFFIXES = (".yaml", ".yml", ".json")
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", "build", "dist"}
-_MAX_SNIFF = 8 * 1024 * 1024
+EXIT_OK = 0
+#: a case failed, or a spec or one of its cases does not load
+EXIT_FAILED = 1
+#: bad usage: a missing path, a bad -k expression
+EXIT_USAGE = 2
+#: no case ran: no spec with tests found, or -k matched nothing (pytest's "no tests ran")
+EXIT_NO_TESTS = 5
 
 
-# ---- finding spec files -----------------------------------------------------------------
+@dataclass
+class Summary:
+    """What a run found and gave."""
+
+    files: list[Path]
+    keyword: str | None = None
+    collected: int = 0
+    selected: list[SpecCase] = field(default_factory=list)
+    results: list[CaseResult] = field(default_factory=list)
+    deselected: int = 0
+    seconds: float = 0.0
+    collect_only: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"passed": 0, "failed": 0, "error": 0}
+        for r in self.results:
+            out[r.status] += 1
+        out["deselected"] = self.deselected
+        return out
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [r for r in self.results if r.status != "passed"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_OK if self.selected else EXIT_NO_TESTS
+
+    @property
+    def nothing_ran(self) -> str:
+        """Why no case ran ('' when some did)."""
+        if self.selected:
+            return ""
+        if not self.files:
+            return "no spec files with a tests: section found"
+        if self.collected and self.keyword:
+            n = len(self.files)
+            return f"-k {self.keyword!r} matched none of the {self.collected} case(s) in {n} spec file{'s' if n != 1 else ''}"
+        return "the spec files found have no test cases"
+
+    @property
+    def text(self) -> str:
+        """``3 passed, 1 failed, 2 deselected``, or why nothing ran."""
+        if self.collect_only:
+            return f"{len(self.selected)} case(s) in {len(self.files)} spec file(s)" if self.selected else self.nothing_ran
+        if not self.selected:
+            return self.nothing_ran
+        return ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
 
 
-def looks_like_spec_with_tests(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a ``.yaml`` / ``.yml`` / ``.json`` file with top-level ``format`` and ``tests`` keys.
+def run(
+    files: Sequence[str | Path],
+    *,
+    keyword: str | None = None,
+    update_goldens: bool = False,
+    exitfirst: bool = False,
+    collect_only: bool = False,
+    on_file: Callable[[Path, list[SpecCase]], None] | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+    on_file_done: Callable[[Path], None] | None = None,
+    around_case: Callable[[SpecCase], AbstractContextManager[object]] | None = None,
+) -> Summary:
+    """Runs the cases of ``files`` whose id ``path::case`` matches ``keyword``.
 
-    A cheap textual test (no parsing), used to pick spec files out of a tree.
-    """
-    path = Path(path)
-    if path.suffix not in SUFFIXES or not path.is_file():
-        return False
-    try:
-        if path.stat().st_size > _MAX_SNIFF:
-            return False
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    if path.suffix == ".json":
-        return bool(re.search(r'"format"\s*:', text) and re.search(r'"tests"\s*:', text))
-    return bool(re.search(r"^format\s*:", text, re.M) and re.search(r"^tests\s*:", text, re.M))
-
-
-def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Spec files with tests under ``paths`` (files are taken as given, folders searched).
+    A spec that does not load counts as one error (whatever ``keyword`` says) and a
+    case that does not validate as an error; the other cases still run. The
+    callbacks let a caller print as the run goes: ``on_file`` with the selected cases
+    of a file, ``on_result`` after each case, ``on_file_done`` after a file.
 
     Raises:
-      FileNotFoundError: a path does not exist.
+      ValueError: ``keyword`` does not parse.
     """
-    found: dict[Path, None] = {}
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise FileNotFoundError(f"no such file or folder: {p}")
-        if p.is_file():
-            found[p] = None
+    matches = keyword_matcher(keyword)
+    t0 = time.perf_counter()
+    summary = Summary([Path(f) for f in files], keyword=keyword, collect_only=collect_only)
+    for path in summary.files:
+        session, cases = load_session(path)
+        summary.collected += sum(1 for c in cases if c.label != LOAD)
+        selected = [c for c in cases if c.label == LOAD or matches(c.id)]
+        summary.deselected += len(cases) - len(selected)
+        summary.selected += selected
+        if not selected:
             continue
-        for root, dirs, files in os.walk(p):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-            for name in sorted(files):
-                f = Path(root) / name
-                if looks_like_spec_with_tests(f):
-                    found[f] = None
-    return list(found)
-
-
-def display_path(path: str | os.PathLike[str]) -> str:
-    """``path`` relative to the working directory when it is below it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
-
-
-# ---- -k expressions ---------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
-
-
-def keyword_matcher(expr: str | None) -> Callable[[str], bool]:
-    """A predicate for ``-k EXPR``: words match as case-insensitive substrings of a case id.
-
-    ``and``, ``or``, ``not`` and parentheses combine them, as in pytest:
-    ``-k "resnet and not golden"``.
-    """
-    if not expr or not expr.strip():
-        return lambda _id: True
-    tokens = _TOKEN.findall(expr)
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise ValueError(f"-k expression ends early: {expr!r}")
-        pos += 1
-        return tokens[pos - 1]
-
-    def or_() -> Callable[[str], bool]:
-        left = and_()
-        while peek() == "or":
-            take()
-            right = and_()
-            left = (lambda a, b: lambda s: a(s) or b(s))(left, right)
-        return left
-
-    def and_() -> Callable[[str], bool]:
-        left = not_()
-        while peek() == "and":
-            take()
-            right = not_()
-            left = (lambda a, b: lambda s: a(s) and b(s))(left, right)
-        return left
-
-    def not_() -> Callable[[str], bool]:
-        if peek() == "not":
-            take()
-            inner = not_()
-            return lambda s: not inner(s)
-        tok = take()
-        if tok == "(":
-            inner = or_()
-            if take() != ")":
-                raise ValueError(f"-k expression has an unclosed '(': {expr!r}")
-            return inner
-        if tok in (")", "and", "or"):
-            raise ValueError(f"-k expression has an unexpected '{tok}': {expr!r}")
-        word = tok.lower()
-        return lambda s: word in s.lower()
-
-    pred = or_()
-    if pos != len(tokens):
-        raise ValueError(f"-k expression has an unexpected '{tokens[pos]}': {expr!r}")
-    return pred
-
-
-# ---- results ------------------------------------------------------------------------------
-
-
-@dataclass
-class Failure:
-    """One check that did not hold: where in the spec, which check, what differed."""
-
-    check: str
-    loc: Location
-    lines: list[str]
-
-    def render(self) -> str:
-        head, *rest = self.lines or [""]
-        return "\n".join([f"{self.loc}: [{self.check}] {head}", *(f"    {line}" for line in rest)])
-
-
-class SpecTestFailure(NnxBuildError):
-    """A spec test case failed; ``str()`` names the file, the case's line and what differed."""
-
-    exit_code = 1
-
-    def __init__(self, case: SpecCase, failures: list[Failure]):
-        self.case = case
-        self.failures = failures
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        n = len(self.failures)
-        head = f"{self.case.loc}: spec test '{self.case.case.name}' failed ({n} check{'s' if n != 1 else ''})"
-        return "\n".join([head, *(f.render() for f in self.failures)])
-
-
-@dataclass
-class SpecCase:
-    """A case of a spec file: its index in ``tests:``, model and location."""
-
-    path: Path
-    index: int
-    case: TestCase
-    loc: Location
-
-    @property
-    def name(self) -> str:
-        return self.case.name
-
-    @property
-    def id(self) -> str:
-        return f"{display_path(self.path)}::{self.case.name}"
-
-
-@dataclass
-class CaseResult:
-    """What running a case gave: ``passed`` or ``failed``, checks run, notes, seconds."""
-
-    case: SpecCase
-    status: str
-    checks: list[str] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def error(self) -> SpecTestFailure | None:
-        return SpecTestFailure(self.case, self.failures) if self.failures else None
-
-
-class _Stop(Exception):
-    """Ends a case early (its later checks depend on the one that failed)."""
-
-
-# ---- the session of one spec file ----------------------------------------------------------
-
-
-class SpecSession:
-    """The spec file, its program, abstract report and built models, shared by its cases.
-
-    Raises (on construction):
-      SpecErrors: the spec does not load or validate (every problem, located).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]):
-        from ..spec_io import load_spec
-
-        self.path = Path(path)
-        self.spec = load_spec(self.path)
-        self._program: Any = None
-        self._report: Any = None
-        self._models: dict[int, Any] = {}
-        self._jit: dict[str | None, Any] = {}
-
-    # -- shared artefacts
-
-    def locate(self, *path: Any) -> Location:
-        doc = self.spec._document
-        if doc is None:
-            return Location(display_path(self.path))
-        loc = doc.locate(tuple(path))
-        return Location(display_path(loc.file), loc.line, loc.col)
-
-    def cases(self) -> list[SpecCase]:
-        return [SpecCase(self.path, i, c, self.locate("tests", i)) for i, c in enumerate(self.spec.tests or [])]
-
-    @property
-    def program(self) -> Any:
-        if self._program is None:
-            from ..builder import compile as compile_spec
-
-            self._program = compile_spec(self.spec)
-        return self._program
-
-    @property
-    def report(self) -> Any:
-        if self._report is None:
-            from ..builder.abstract import abstract_check
-            from ..spec_io import spec_locator
-
-            self._report, _ = abstract_check(self.program, spec_locator(self.spec))
-        return self._report
-
-    def model(self, seed: int) -> Any:
-        """The model built with ``seed`` (built once per session)."""
-        if seed not in self._models:
-            self._models[seed] = self.fresh_model(seed)
-        return self._models[seed]
-
-    def fresh_model(self, seed: int) -> Any:
-        from flax import nnx
-
-        from ..builder.module import instantiate
-
-        _ = self.report  # shape problems surface as located errors first
-        return instantiate(self.program, rngs=nnx.Rngs(seed))
-
-    def jitted(self, method: str | None) -> Any:
-        """``f(model, inputs)``: the entry point under ``nnx.jit`` (one compile, not one per op)."""
-        if method not in self._jit:
-            from flax import nnx
-
-            def call(model: Any, inputs: dict[str, Any]) -> Any:
-                fn = model if method is None else getattr(model, method)
-                return fn(**inputs)
-
-            self._jit[method] = nnx.jit(call)
-        return self._jit[method]
-
-    def release(self) -> None:
-        """Drops built models and compiled functions (memory) once the file's cases have run."""
-        self._models.clear()
-        self._jit.clear()
-
-    # -- running a case
-
-    def run(self, sc: SpecCase, *, update_goldens: bool = False) -> CaseResult:
-        """Runs one case; never raises for a failing check (see ``CaseResult.failures``)."""
-        t0 = time.perf_counter()
-        run = _CaseRun(self, sc, update_goldens)
-        try:
-            run.all()
-        except _Stop:
-            pass
-        except NnxBuildError as e:  # spec errors: compile or abstract check
-            run.fail("spec", str(e).splitlines() or [type(e).__name__], at=())
-        except Exception as e:  # noqa: BLE001  (an unexpected error still names the case; the traceback's end helps)
-            import traceback
-
-            tail = traceback.format_exception(e)[-4:-1]
-            lines = [f"{type(e).__name__}: {_first_line(e)}", *(x.rstrip() for t in tail for x in t.splitlines())]
-            run.fail("error", lines, at=())
-        result = CaseResult(
-            sc,
-            "failed" if run.failures else "passed",
-            sc.case.checks,
-            run.failures,
-            run.notes,
-            time.perf_counter() - t0,
-        )
-        return result
-
-    def check(self, sc: SpecCase, *, update_goldens: bool = False) -> CaseResult:
-        """Runs one case and raises :class:`SpecTestFailure` if it failed."""
-        result = self.run(sc, update_goldens=update_goldens)
-        if result.failures:
-            raise SpecTestFailure(sc, result.failures)
-        return result
-
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
-
-
-def _is_float(arr: Any) -> bool:
-    import numpy as np
-
-    return np.issubdtype(np.dtype(arr.dtype), np.floating) or str(arr.dtype) == "bfloat16"
-
-
-class _CaseRun:
-    """The checks of one case, in order; failures are collected, not raised."""
-
-    def __init__(self, session: SpecSession, sc: SpecCase, update_goldens: bool):
-        self.s = session
-        self.sc = sc
-        self.case = sc.case
-        self.update_goldens = update_goldens
-        self.failures: list[Failure] = []
-        self.notes: list[str] = []
-        self.seed = session.spec.seed if self.case.seed is None else self.case.seed
-
-    # -- helpers
-
-    def loc(self, *keys: Any) -> Location:
-        return self.s.locate("tests", self.sc.index, *keys)
-
-    def fail(self, check: str, lines: list[str] | str, at: tuple[Any, ...] | None = None, stop: bool = False) -> None:
-        if isinstance(lines, str):
-            lines = [lines]
-        loc = self.sc.loc if at == () else self.loc(*(at if at is not None else (check,)))
-        self.failures.append(Failure(check, loc, lines))
+        if on_file is not None:
+            on_file(path, selected)
+        stop = False
+        if not collect_only:
+            for sc in selected:
+                with around_case(sc) if around_case is not None else nullcontext():
+                    result = session.run(sc, update_goldens=update_goldens) if session is not None else _unloaded(sc)
+                summary.results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                if result.status != "passed" and exitfirst:
+                    stop = True
+                    break
+        if session is not None:
+            session.release()
+        if on_file_done is not None:
+            on_file_done(path)
         if stop:
-            raise _Stop
-
-    def resolve(self, relative: str) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else self.s.path.parent / p
-
-    # -- the sequence
-
-    def all(self) -> None:
-        c = self.case
-        if c.params is not None:
-            self.check_params()
-        if not (c.runs_forward or c.train_step or c.export):
-            return
-        graph = self.graph()
-        outputs: dict[str, Any] | None = None
-        inputs: dict[str, Any] | None = None
-        if c.runs_forward:
-            stored = self.golden_inputs()
-            inputs = self.make_inputs(graph, stored)
-            outputs = self.forward(self.s.model(self.seed), graph, inputs)
-            if c.outputs:
-                self.check_outputs(outputs)
-            if c.finite:
-                self.check_finite(outputs)
-            if c.deterministic:
-                self.check_deterministic(graph, inputs, outputs)
-            if c.golden is not None:
-                self.check_golden(inputs, outputs)
-        if c.train_step is not None:
-            if inputs is None:
-                inputs = self.make_inputs(graph, None)
-            self.check_train_step(graph, inputs)
-        if c.export is not None:
-            self.check_export()
-
-    # -- params
-
-    def check_params(self) -> None:
-        expected = dict(self.case.params or {})
-        got = dict(self.s.report.params)
-        lines = []
-        for kind in sorted(set(expected) | set(got), key=lambda k: (k not in expected, k)):
-            e, g = expected.get(kind), got.get(kind)
-            if e == g:
-                continue
-            if e is None:
-                lines.append(f"{kind}: not expected, got {_fmt(g or 0)}")
-            elif g is None:
-                lines.append(f"{kind}: expected {_fmt(e)}, got none")
-            else:
-                lines.append(f"{kind}: expected {_fmt(e)}, got {_fmt(g)} ({g - e:+,})")
-        if lines:
-            by_kind = ", ".join(f"{_fmt(v)} {k}" for k, v in got.items()) or "no variables"
-            first = next((k for k in expected if expected.get(k) != got.get(k)), None)
-            at = ("params", first) if first is not None else ("params",)
-            self.fail("params", ["parameter counts differ", *lines, f"the model has {by_kind}"], at=at)
-
-    # -- inputs and the forward pass
-
-    def graph(self) -> Any:
-        program = self.s.program
-        method = self.case.method
-        if method is None:
-            return program.root.main
-        methods = dict(program.root.methods)
-        if method not in methods:
-            from ..errors import did_you_mean
-
-            names = ", ".join(methods) or "none"
-            self.fail("method", f"the model has no method '{method}'{did_you_mean(method, methods)}; its methods: {names}", stop=True)
-        return methods[method]
-
-    def golden_inputs(self) -> dict[str, Any] | None:
-        g = self.case.golden
-        if g is None or self.update_goldens:
-            return None
-        path = self.resolve(g.file)
-        if not path.is_file():
-            return None  # reported by check_golden
-        import numpy as np
-
-        with np.load(path) as data:
-            return {k[len("inputs/"):]: data[k] for k in data.files if k.startswith("inputs/")}
-
-    def make_inputs(self, graph: Any, stored: dict[str, Any] | None) -> dict[str, Any]:
-        import jax.numpy as jnp
-        import numpy as np
-
-        c = self.case
-        specs = dict(graph.input_specs)
-        unknown = [n for n in c.inputs if n not in graph.inputs]
-        if unknown:
-            self.fail(
-                "inputs",
-                f"input '{unknown[0]}' is not an input of the model; its inputs: {', '.join(graph.inputs)}",
-                at=("inputs", unknown[0]),
-                stop=True,
-            )
-        from_file: dict[str, Any] = {}
-        if c.inputs_file is not None:
-            path = self.resolve(c.inputs_file)
-            if not path.is_file():
-                self.fail("inputs", f"inputs file {display_path(path)} does not exist", at=("inputs_file",), stop=True)
-            with np.load(path) as data:
-                from_file = {k: data[k] for k in data.files}
-        rng = np.random.default_rng(c.data_seed)
-        out: dict[str, Any] = {}
-        for name in graph.inputs:
-            spec = specs.get(name)
-            if stored and name in stored:
-                out[name] = stored[name]
-                continue
-            if name in from_file:
-                out[name] = from_file[name]
-                continue
-            given = c.inputs.get(name)
-            if given is not None:
-                shape = tuple(given.shape)
-                dtype = given.dtype or (spec.dtype if spec is not None else "float32")
-                low, high = given.low, given.high
-            elif spec is not None:
-                dims = self.s.program.dims
-                shape = tuple(d if isinstance(d, int) else dims.get(d, 1) for d in spec.shape)
-                dtype, low, high = spec.dtype, None, None
-            else:
-                self.fail("inputs", f"input '{name}' has no declared shape; give one under inputs:", at=("inputs",), stop=True)
-            out[name] = _random(rng, shape, dtype, low, high)
-        return {k: jnp.asarray(v) for k, v in out.items()}
-
-    def forward(self, model: Any, graph: Any, inputs: dict[str, Any], check: str = "forward") -> dict[str, Any]:
-        from flax import nnx
-
-        if self.case.mode == "train":
-            model = nnx.clone(model)  # train-mode calls update state: keep the shared model clean
-            model.train()
-        else:
-            model.eval()
-        try:
-            out = self.s.jitted(self.case.method)(model, inputs)
-        except Exception as e:  # noqa: BLE001  (reported as the check's failure)
-            shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in inputs.items())
-            self.fail(check, [f"the forward pass raised {type(e).__name__}: {_first_line(e)}", f"inputs: {shapes}"], at=(), stop=True)
-        finally:
-            model.train()
-        outs = out if isinstance(out, tuple) and len(graph.outputs) > 1 else (out,)
-        return dict(zip(graph.outputs, outs, strict=False))
-
-    # -- checks on outputs
-
-    def check_outputs(self, outputs: dict[str, Any]) -> None:
-        for name, exp in (self.case.outputs or {}).items():
-            at = ("outputs", name)
-            if name not in outputs:
-                self.fail("outputs", f"no output '{name}'; the outputs are: {', '.join(outputs)}", at=at)
-                continue
-            value = outputs[name]
-            if not hasattr(value, "shape"):
-                self.fail("outputs", f"output '{name}' is a {type(value).__name__}, not an array", at=at)
-                continue
-            got_shape = tuple(value.shape)
-            if exp.shape is not None:
-                want = tuple(exp.shape)
-                if len(want) != len(got_shape) or any(w is not None and w != g for w, g in zip(want, got_shape, strict=False)):
-                    self.fail("outputs", f"output '{name}' has shape {_shape(got_shape)}, expected {_shape(want)}", at=(*at, "shape") if self._has(*at, "shape") else at)
-            if exp.dtype is not None and str(value.dtype) != exp.dtype:
-                self.fail("outputs", f"output '{name}' has dtype {value.dtype}, expected {exp.dtype}", at=(*at, "dtype") if self._has(*at, "dtype") else at)
-
-    def _has(self, *keys: Any) -> bool:
-        doc = self.s.spec._document
-        return doc is not None and ("tests", self.sc.index, *keys) in doc.positions
-
-    def check_finite(self, outputs: dict[str, Any]) -> None:
-        import jax
-        import numpy as np
-
-        for name, value in outputs.items():
-            for leaf in jax.tree.leaves(value):
-                if not hasattr(leaf, "dtype") or not _is_float(leaf):
-                    continue
-                arr = np.asarray(leaf, dtype=np.float32)
-                bad = int(arr.size - np.isfinite(arr).sum())
-                if bad:
-                    self.fail("finite", f"output '{name}' has {bad} non-finite value(s) of {arr.size}", at=("finite",) if self._has("finite") else ())
-
-    def check_deterministic(self, graph: Any, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-        import numpy as np
-
-        from ..fastpath import flat_weights
-
-        first = self.s.model(self.seed)
-        second = self.s.fresh_model(self.seed)
-        w1, w2 = flat_weights(first), flat_weights(second)
-        lines = []
-        if set(w1) != set(w2):
-            lines.append(f"the two builds have different variables: {sorted(set(w1) ^ set(w2))[:5]}")
-        for key in sorted(set(w1) & set(w2)):
-            a, b = np.asarray(w1[key]), np.asarray(w2[key])
-            if a.shape != b.shape or not np.array_equal(a, b):
-                lines.append(f"variable '{key}' differs between two builds with seed {self.seed}")
-        again = self.forward(second, graph, inputs, check="deterministic")
-        for name, value in outputs.items():
-            other = again.get(name)
-            import jax
-
-            for x, y in zip(jax.tree.leaves(value), jax.tree.leaves(other), strict=False):
-                if not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True):
-                    diff = np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))
-                    lines.append(f"output '{name}' differs between two builds with seed {self.seed} (max abs diff {diff:.3g})")
-        if lines:
-            self.fail("deterministic", ["the same seed did not give the same model", *lines[:10]])
-
-    def check_golden(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-        import numpy as np
-
-        g = self.case.golden
-        assert g is not None
-        path = self.resolve(g.file)
-        if self.update_goldens:
-            _write_npz(
-                path,
-                {
-                    **{f"inputs/{k}": _storable(v) for k, v in inputs.items()},
-                    **{f"outputs/{k}": _storable(v) for k, v in outputs.items() if hasattr(v, "shape")},
-                },
-            )
-            self.notes.append(f"wrote {display_path(path)}")
-            return
-        if not path.is_file():
-            self.fail("golden", f"golden file {display_path(path)} does not exist; write it with nnx-build test --update-goldens", at=("golden", "file"))
-            return
-        with np.load(path) as data:
-            want = {k[len("outputs/"):]: data[k] for k in data.files if k.startswith("outputs/")}
-        lines = []
-        for name, expected in want.items():
-            if name not in outputs:
-                lines.append(f"output '{name}' is in the golden file but the model has no such output ({', '.join(outputs)})")
-                continue
-            got = np.asarray(_storable(outputs[name]))
-            if got.shape != expected.shape:
-                lines.append(f"output '{name}' has shape {_shape(got.shape)}, the golden {_shape(expected.shape)}")
-                continue
-            lines += _compare(name, got, expected, g.rtol, g.atol)
-        missing = [n for n in outputs if n not in want]
-        if missing:
-            lines.append(f"the golden file has no output(s) {', '.join(missing)}; rewrite it with --update-goldens")
-        if lines:
-            self.fail("golden", [f"outputs differ from {display_path(path)} (rtol={g.rtol:g}, atol={g.atol:g})", *lines])
-
-    # -- one training step
-
-    def check_train_step(self, graph: Any, inputs: dict[str, Any]) -> None:
-        import jax
-        import jax.numpy as jnp
-        import numpy as np
-        import optax
-        from flax import nnx
-
-        ts = self.case.train_step
-        assert ts is not None
-        model = nnx.clone(self.s.model(self.seed))
-        model.train()
-        model.set_attributes(deterministic=True, raise_if_not_found=False)  # dropout off: comparable losses
-        names = list(graph.outputs)
-        which = ts.output or names[0]
-        if which not in names:
-            self.fail("train_step", f"no output '{which}'; the outputs are: {', '.join(names)}", at=("train_step", "output"))
-            return
-        pick = names.index(which)
-        method = self.case.method
-
-        def run(m: Any, inputs: dict[str, Any]) -> Any:
-            fn = m if method is None else getattr(m, method)
-            out = fn(**inputs)
-            return out[pick] if isinstance(out, tuple) and len(names) > 1 else out
-
-        probe = jax.eval_shape(lambda: run(nnx.clone(model), inputs))
-        rng = np.random.default_rng(self.case.data_seed + 1)
-        if ts.loss == "cross_entropy":
-            target = jnp.asarray(rng.integers(0, probe.shape[-1], size=probe.shape[:-1]), jnp.int32)
-
-            def loss_fn(m: Any, inputs: dict[str, Any], labels: Any) -> Any:
-                logits = run(m, inputs).astype(jnp.float32)
-                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        else:
-            target = jnp.asarray(rng.standard_normal(probe.shape), jnp.float32)
-
-            def loss_fn(m: Any, inputs: dict[str, Any], target: Any) -> Any:
-                return jnp.mean((run(m, inputs).astype(jnp.float32) - target) ** 2)
-
-        tx = optax.sgd(ts.learning_rate) if ts.optimizer == "sgd" else optax.adam(ts.learning_rate)
-        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-        @nnx.jit
-        def step(m: Any, opt: Any, inputs: dict[str, Any], target: Any) -> Any:
-            loss, grads = nnx.value_and_grad(loss_fn)(m, inputs, target)
-            opt.update(m, grads)
-            return loss
-
-        try:
-            # steps + 1 calls: the last returns the loss after `steps` updates (its own update is not looked at)
-            losses = [step(model, optimizer, inputs, target) for _ in range(ts.steps + 1)]
-        except Exception as e:  # noqa: BLE001
-            self.fail("train_step", f"the training step raised {type(e).__name__}: {_first_line(e)}")
-            return
-        before, after = losses[0], losses[-1]
-        before, after = float(before), float(after)
-        steps = f"{ts.steps} {ts.optimizer} step{'s' if ts.steps != 1 else ''} at learning rate {ts.learning_rate:g}"
-        if not (np.isfinite(before) and np.isfinite(after)):
-            self.fail("train_step", f"the {ts.loss} loss is not finite: {before} before, {after} after {steps}")
-        elif not after < before:
-            self.fail("train_step", f"the {ts.loss} loss did not go down: {before:.6g} before, {after:.6g} after {steps}")
-        else:
-            self.notes.append(f"{ts.loss} loss {before:.4g} -> {after:.4g}")
-
-    # -- export round trip
-
-    def check_export(self) -> None:
-        import tempfile
-
-        ex = self.case.export
-        assert ex is not None
-        try:
-            from ..exporters import export as export_fn
-        except ImportError as e:
-            self.fail("export", f"the exporters are not available in this installation (nnx_build.exporters.export: {e})")
-            return
-        with tempfile.TemporaryDirectory(prefix="nnx-build-test-") as tmp:
-            try:
-                result = export_fn(self.s.path, Path(tmp) / "export", to=list(ex.targets), seed=self.seed, verify=True, tolerance=ex.tolerance)
-            except NnxBuildError as e:
-                self.fail("export", [f"export to {', '.join(ex.targets)} failed", *str(e).splitlines()])
-                return
-            except Exception as e:  # noqa: BLE001  (a missing optional dependency, a converter bug)
-                self.fail("export", f"export to {', '.join(ex.targets)} raised {type(e).__name__}: {_first_line(e)}")
-                return
-        status = getattr(result, "verification", {}).get("status", "unknown")
-        if status != "passed":
-            self.fail("export", f"verification of the export to {', '.join(ex.targets)}: {status}")
-        else:
-            self.notes.append(f"exported to {', '.join(ex.targets)}, verified")
+            break
+    summary.seconds = time.perf_counter() - t0
+    return summary
 
 
-# ---- small helpers ------------------------------------------------------------------------
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def _shape(shape: Iterable[Any]) -> str:
-    return "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
-
-
-def _random(rng: Any, shape: tuple[int, ...], dtype: str, low: float | None, high: float | None) -> Any:
-    import jax.numpy as jnp
-    import numpy as np
-
-    dt = jnp.dtype(dtype)
-    if dt == np.bool_:
-        return rng.random(shape) < 0.5
-    if np.issubdtype(dt, np.integer):
-        lo = 0 if low is None else int(low)
-        hi = 16 if high is None else int(high)
-        return rng.integers(lo, hi, size=shape).astype(dt)
-    if low is not None or high is not None:
-        return rng.uniform(0.0 if low is None else low, 1.0 if high is None else high, size=shape).astype(dt)
-    return rng.standard_normal(shape).astype(dt)
-
-
-def _storable(value: Any) -> Any:
-    import numpy as np
-
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biufc":  # bfloat16 and other extension types: store as float32
-        arr = arr.astype(np.float32)
-    return arr
-
-
-def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-
-
-def _compare(name: str, got: Any, want: Any, rtol: float, atol: float) -> list[str]:
-    import numpy as np
-
-    if got.dtype.kind not in "fc" or want.dtype.kind not in "fc":
-        if np.array_equal(got, want):
-            return []
-        bad = np.argwhere(got != want)
-        idx = tuple(int(i) for i in bad[0])
-        return [f"output '{name}': {len(bad)} of {got.size} elements differ; first at {idx}: got {got[idx]}, golden {want[idx]}"]
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
-    close = np.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
-    if close.all():
-        return []
-    diff = np.abs(g - w)
-    diff[close] = 0
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.ndim else ()
-    n_bad = int((~close).sum())
-    return [
-        f"output '{name}': {n_bad} of {got.size} elements differ; largest at {idx}: "
-        f"got {g[idx]:.7g}, golden {w[idx]:.7g} (abs diff {diff[idx]:.3g})"
-    ]
-
-
-def iter_cases(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, SpecSession | BaseException]]:
-    """``(path, session)`` per spec file found, or ``(path, error)`` when it does not load."""
-    for path in discover(paths):
-        try:
-            yield path, SpecSession(path)
-        except NnxBuildError as e:
-            yield path, e
+def _unloaded(sc: SpecCase) -> CaseResult:
+    return run_case(None, sc)  # the spec's one case: it fails with the load errors

@@ -81,9 +81,13 @@ def test_cases_validate_with_shorthands() -> None:
     ],
 )
 def test_bad_cases_are_located_spec_errors(case: str, code: str | None, needle: str) -> None:
-    text = TINY.split("tests:")[0] + "tests:\n" + textwrap.indent(case, "  ")
+    """A bad case does not stop the spec from loading or building; check reports it at its line."""
+    text = TINY.split("tests:")[0] + "tests:\n" + textwrap.indent(case + "- name: good\n  params: {Param: 26}\n", "  ")
+    spec = nnx_build.load_spec(text)
+    assert [c.name for c in spec.tests][-1] == "good"
+    nnx_build.build(text)
     with pytest.raises(SpecErrors) as info:
-        nnx_build.load_spec(text)
+        nnx_build.check(text)
     err = info.value.errors[0]
     assert needle in str(info.value)
     if code:
@@ -175,10 +179,16 @@ def test_spec_errors_fail_the_case_with_their_location(tmp_path: Path) -> None:
     assert "[spec]" in rendered and f"broken.yaml:{_line_of(text, 'in_features: 5')}:" in rendered
 
 
-def test_export_case_reports_a_clear_failure_or_passes(tiny: Path) -> None:
+def test_unknown_export_target_is_a_located_error_of_its_case(tiny: Path) -> None:
     text = TINY + "  - name: export\n    export: {targets: [nosuch]}\n"
-    with pytest.raises(SpecErrors):  # unknown targets are refused when the spec loads
-        nnx_build.load_spec(text)
+    tiny.write_text(text)
+    with pytest.raises(SpecErrors) as info:  # check refuses it
+        nnx_build.check(tiny)
+    assert f"tiny.yaml:{_line_of(text, 'targets: [nosuch]')}:" in str(info.value) and "nosuch" in str(info.value)
+    session = SpecSession(tiny)  # the spec loads; the case fails, the others run
+    results = {c.name: session.run(c) for c in session.cases() if c.name != "golden"}
+    assert results["tests[4]"].status == "error" and "nosuch" in results["tests[4]"].error.render()
+    assert [r.status for n, r in results.items() if n != "tests[4]"] == ["passed"] * 3
 
 
 def test_keyword_matcher() -> None:
@@ -195,9 +205,17 @@ def test_discover_finds_specs_with_tests(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(TINY)
     (tmp_path / "b.yaml").write_text(TINY.split("tests:")[0])  # a spec without tests
     (tmp_path / "c.yaml").write_text("tests: [1]\n")  # not a spec
-    (tmp_path / "d.json").write_text(json.dumps({"format": 1, "tests": []}))
-    assert [p.name for p in discover([tmp_path])] == ["a.yaml", "d.json"]
+    (tmp_path / "d.json").write_text(json.dumps({"format": 1, "inputs": {}, "tests": []}))
+    (tmp_path / "e.json").write_text(json.dumps({"format": "v2", "tests": [{"id": 1}]}))  # a report, not a spec
+    (tmp_path / "f.yaml").write_text("format: markdown\ntitle: notes\ntests:\n  - id: 1\n")  # a document
+    (tmp_path / "g.yaml").write_text("# yaml-language-server: $schema=../schema/nnx-spec.schema.json\nformat: one\ntests: []\n")
+    (tmp_path / "h.json").write_text('{"format": 1, "layers": [], "tests": [')  # a broken spec is still a spec
+    assert [p.name for p in discover([tmp_path])] == ["a.yaml", "d.json", "g.yaml", "h.json"]
     assert not looks_like_spec_with_tests(tmp_path / "b.yaml")
+    # under a folder declared to hold specs (nnx_build_specs), a format key is enough
+    assert looks_like_spec_with_tests(tmp_path / "e.json", declared=True)
+    assert looks_like_spec_with_tests(tmp_path / "f.yaml", declared=True)
+    assert not looks_like_spec_with_tests(tmp_path / "c.yaml", declared=True)
 
 
 def test_every_spec_in_the_project_has_tests() -> None:
