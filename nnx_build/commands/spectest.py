@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..cli import _console, app
+from .app import app
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, pipeline_options
+from .options import console as _out
 from ..errors import NnxBuildError
 
 
@@ -40,6 +42,11 @@ def test_cmd(
     update_goldens: UpdateGoldens = False,
     exitfirst: FailFast = False,
     collect_only: ListOnly = False,
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Run the spec tests (the `tests:` section) of SPEC files; exit 1 if any case fails.
 
@@ -64,7 +71,8 @@ def test_cmd(
 
     from ..testing.runner import SpecSession, discover, display_path, keyword_matcher
 
-    console = _console()
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    console = _out()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]
     try:
@@ -84,7 +92,7 @@ def test_cmd(
         if stop:
             break
         try:
-            session = SpecSession(path)
+            session = SpecSession(path, options=options)
         except NnxBuildError as e:
             counts["error"] += 1
             failures.append(f"{display_path(path)}: the spec does not load\n{e}")
