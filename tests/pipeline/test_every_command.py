@@ -33,6 +33,9 @@ train:
 tests:
   - name: counts
     params: {{Param: 15}}
+  - name: forward
+    inputs: {{x: [2, 4]}}
+    outputs: {{out: {{shape: [2, 3], dtype: float32}}}}
 """
 RAISE = ["--limit", "max_string=100000"]
 PLUGIN_SOURCE = "LOADED = True\n"
