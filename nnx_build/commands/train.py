@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SeedOpt, SpecArg, pipeline_options
+from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
 
 __all__ = ["train_cmd"]
 
@@ -42,7 +42,6 @@ def train_cmd(
     force: ForceOpt = False,
     progress: ProgressOpt = True,
     json_out: JsonFlag = False,
-    seed: SeedOpt = None,
     limit: LimitOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
@@ -73,7 +72,7 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:
