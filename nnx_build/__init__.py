@@ -36,7 +36,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "dump_spec": ("nnx_build.spec_io", "dump_spec"),
     "load_spec": ("nnx_build.spec_io", "load_spec"),
     "WeightsError": ("nnx_build.weights", "WeightsError"),
-    "load_weights": ("nnx_build.weights", "load_weights"),
+    "load_weights": ("nnx_build.builder", "load_weights"),
     "save_weights": ("nnx_build.weights", "save_weights"),
 }
 
@@ -76,5 +76,5 @@ if TYPE_CHECKING:
     from .spec_io import dump_spec as dump_spec
     from .spec_io import load_spec as load_spec
     from .weights import WeightsError as WeightsError
-    from .weights import load_weights as load_weights
+    from .builder import load_weights as load_weights
     from .weights import save_weights as save_weights

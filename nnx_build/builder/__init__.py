@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from flax import nnx
 
@@ -15,11 +16,12 @@ from .. import pipeline
 from ..loader import Limits
 from ..pipeline import Options
 from ..schemas.spec import Spec
+from ..weights import load_weights as _load_into
 from .abstract import Report
 from .module import BuiltModule
 from .program import Program
 
-__all__ = ["BuiltModule", "Report", "build", "check", "compile"]
+__all__ = ["BuiltModule", "Report", "build", "check", "compile", "load_weights"]
 
 
 def compile(  # noqa: A001
@@ -96,3 +98,28 @@ def build(
         options, weights=weights, seed=seed, max_params=max_params, max_bytes=max_bytes, limits=limits, plugins=plugins
     )
     return pipeline.build(spec, opts, rngs=rngs, check_first=check).model
+
+
+def load_weights(
+    model_or_spec: nnx.Module | Spec | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,  # noqa: A002
+    **build_kwargs: Any,
+) -> nnx.Module:
+    """Loads a weights file into a built module, or into a fresh build of a spec; returns the module.
+
+    Args:
+      model_or_spec: an ``nnx.Module`` (changed in place), or a spec (path, text,
+        :class:`Spec`) built first with ``build_kwargs`` (those of :func:`build`).
+      path: an ``.npz`` (:func:`nnx_build.save_weights`) or an orbax checkpoint folder.
+      format: a name in :data:`nnx_build.weights.FORMATS`; default: detected from ``path``.
+    Raises:
+      WeightsError: unreadable file, or a variable missing, unknown, of another shape or
+        dtype (one line naming the file and the variable); nothing is changed then.
+    """
+    if isinstance(model_or_spec, nnx.Module):
+        if build_kwargs:
+            raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
+        return _load_into(model_or_spec, path, format=format)
+    return _load_into(build(model_or_spec, **build_kwargs), path, format=format)

@@ -118,25 +118,13 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
         var.set_value(jnp.asarray(weights[k], dtype=var.dtype))
 
 
-def load_weights(model_or_spec: Any, path: str | os.PathLike[str], *, format: str | None = None, **build_kwargs: Any) -> Any:  # noqa: A002
-    """Loads a weights file into a built module, or into a fresh build of a spec; returns the module.
+def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None = None) -> Any:  # noqa: A002
+    """Loads a weights file into a built module (changed in place) and returns the module.
 
-    Args:
-      model_or_spec: an ``nnx.Module`` (changed in place), or a spec (path, text,
-        :class:`~nnx_build.Spec`) built first with ``build_kwargs`` (see :func:`nnx_build.build`).
-      path: an ``.npz`` or an orbax checkpoint folder.
+    :func:`nnx_build.load_weights` also takes a spec, built first.
+
     Raises:
       WeightsError: unreadable file, or a variable missing, unknown, of another shape or dtype.
     """
-    from flax import nnx
-
-    if isinstance(model_or_spec, nnx.Module):
-        if build_kwargs:
-            raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
-        model = model_or_spec
-    else:
-        from ..builder import build
-
-        model = build(model_or_spec, **build_kwargs)
     apply_weights(model, read_weights(path, format=format), source=str(path))
     return model
