@@ -24,15 +24,20 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "compile": ("nnx_build.builder", "compile"),
     "Location": ("nnx_build.errors", "Location"),
     "NnxBuildError": ("nnx_build.errors", "NnxBuildError"),
+    "OutOfMemoryError": ("nnx_build.errors", "OutOfMemoryError"),
     "SpecError": ("nnx_build.errors", "SpecError"),
     "SpecErrors": ("nnx_build.errors", "SpecErrors"),
     "export": ("nnx_build.exporters", "export"),
     "FastForward": ("nnx_build.fastpath", "FastForward"),
     "fast_forward": ("nnx_build.fastpath", "fast_forward"),
+    "Options": ("nnx_build.pipeline", "Options"),
     "register": ("nnx_build.registry", "register"),
     "Spec": ("nnx_build.schemas.spec", "Spec"),
     "dump_spec": ("nnx_build.spec_io", "dump_spec"),
     "load_spec": ("nnx_build.spec_io", "load_spec"),
+    "WeightsError": ("nnx_build.weights", "WeightsError"),
+    "load_weights": ("nnx_build.builder", "load_weights"),
+    "save_weights": ("nnx_build.weights", "save_weights"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -59,12 +64,17 @@ if TYPE_CHECKING:
     from .builder import compile as compile  # noqa: A004
     from .errors import Location as Location
     from .errors import NnxBuildError as NnxBuildError
+    from .errors import OutOfMemoryError as OutOfMemoryError
     from .errors import SpecError as SpecError
     from .errors import SpecErrors as SpecErrors
     from .exporters import export as export
     from .fastpath import FastForward as FastForward
     from .fastpath import fast_forward as fast_forward
+    from .pipeline import Options as Options
     from .registry import register as register
     from .schemas.spec import Spec as Spec
     from .spec_io import dump_spec as dump_spec
     from .spec_io import load_spec as load_spec
+    from .weights import WeightsError as WeightsError
+    from .builder import load_weights as load_weights
+    from .weights import save_weights as save_weights

@@ -330,6 +330,7 @@ def bench_spec(
     min_sample_s: float = 0.005,
     max_seconds: float | None = 60.0,
     throughput: bool = True,
+    options: Any = None,
 ) -> dict[str, Any]:
     """Builds ``spec`` once and times its forward through each of ``targets``.
 
@@ -342,13 +343,10 @@ def bench_spec(
     import numpy as np
     from flax import nnx
 
-    from .builder import compile as compile_spec
-    from .builder.abstract import abstract_check
-    from .builder.module import instantiate
+    from . import pipeline
     from .exporters import _entries
     from .exporters.verify import make_inputs
     from .fastpath import fast_forward
-    from .spec_io import spec_locator
 
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -356,9 +354,8 @@ def bench_spec(
     targets = ["fast_path", *(t for t in TARGETS if t in targets and t != "fast_path")]
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    program = compile_spec(spec)
-    report, _ = abstract_check(program, spec_locator(program.spec))
-    model = instantiate(program, rngs=nnx.Rngs(program.spec.seed if seed is None else seed))
+    built = pipeline.build(spec, pipeline.make_options(options, seed=seed))
+    program, report, model = built.program, built.report, built.model
     seconds["build"] = round(time.perf_counter() - t0, 3)
 
     ff = fast_forward(model)

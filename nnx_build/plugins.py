@@ -4,8 +4,9 @@ A spec never causes an import: its ``type:`` names are looked up in the registry
 nothing else. Code that adds layers (``nnx_build.register("mypkg>MyLayer", ...)``)
 is loaded in exactly two ways, both opt-in:
 
-- ``--plugin MODULE`` (repeatable) on ``nnx-build build`` / ``check``, or
-  ``load_plugins(["MODULE"])`` in Python: imports MODULE;
+- ``--plugin MODULE`` (repeatable) on every command that builds a spec, or
+  ``load_plugins(["MODULE"])`` (``Options(plugins=...)`` for :mod:`nnx_build.pipeline`)
+  in Python: imports MODULE;
 - ``--plugins-from-entry-points`` (or ``NNX_BUILD_ENTRY_POINTS=1``), or
   ``load_plugins(entry_points=True)``: loads every installed entry point of the group
   ``nnx_build.plugins``. An entry point names a module (``mypkg.nnx_layers``) or a

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .builder.abstract import Report, _human_bytes
+from .builder.abstract import Report, StepRow, _human_bytes
 from .builder.program import Program
 
-__all__ = ["forward_on_zeros", "print_summary", "summary_table"]
+__all__ = ["forward_on_zeros", "model_variable_rows", "print_summary", "summary_table"]
 
 
-def summary_table(report: Report, title: str | None = None) -> Any:
-    """A rich Table: per step its type, output shape and parameters by kind."""
+def model_variable_rows(program: Program) -> list[StepRow]:
+    """One row per variable the spec declares at model level (``variables:``), as the table shows them."""
+    import numpy as np
+
+    rows = []
+    for name, var, _ in program.root.variables:
+        shape = tuple(var.shape)
+        size = math.prod(shape) if all(isinstance(d, int) for d in shape) else 0
+        itemsize = np.dtype(var.dtype or "float32").itemsize
+        rows.append(StepRow(name, f"variable ({var.kind})", f"({', '.join(map(str, shape))})", {var.kind: size}, size * itemsize))
+    return rows
+
+
+def summary_table(report: Report, title: str | None = None, program: Program | None = None) -> Any:
+    """A rich Table: per step (and model-level variable) its type, output shape and parameters by kind."""
     from rich.table import Table
 
     kinds = list(report.params) or ["Param"]
@@ -22,16 +36,21 @@ def summary_table(report: Report, title: str | None = None) -> Any:
     for kind in kinds:
         table.add_column(kind, justify="right", footer=f"{report.params.get(kind, 0):,}")
     table.add_column("bytes", justify="right", footer=_human_bytes(report.total_bytes))
-    for row in report.rows:
+    variables = model_variable_rows(program) if program is not None else []
+    for row in [*variables, *report.rows]:
         cells = [f"{row.params[k]:,}" if row.params.get(k) else "" for k in kinds]
         table.add_row(row.name, row.type, row.shape, *cells, _human_bytes(row.bytes) if row.bytes else "")
     return table
 
 
-def print_summary(console: Any, report: Report, title: str | None = None) -> None:
-    console.print(summary_table(report, title))
+def print_summary(console: Any, report: Report, title: str | None = None, program: Program | None = None) -> None:
+    """The table, the totals, model-level ``variables:`` (given ``program``), outputs and methods."""
+    console.print(summary_table(report, title, program))
     by_kind = ", ".join(f"{v:,} {k}" for k, v in report.params.items()) or "no variables"
     console.print(f"{report.total_params:,} parameters ({by_kind}); {_human_bytes(report.total_bytes)}")
+    if program is not None and program.root.variables:
+        rows = model_variable_rows(program)
+        console.print("variables: " + ", ".join(f"{r.name} {r.shape} {r.type[len('variable ('):-1]}" for r in rows))
     for name, o in report.outputs.items():
         console.print(f"output {name}: ({', '.join(map(str, o['shape']))}) {o['dtype']}")
     if report.methods:

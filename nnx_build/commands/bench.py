@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import JsonFlag, SeedOpt, SpecArg, _console, app
+from .app import app
+from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SeedOpt, SpecArg, console, pipeline_options
 
 __all__ = ["bench_cmd"]
 
@@ -68,6 +69,11 @@ def bench_cmd(
     warmup: WarmupOpt = 3,
     max_seconds: MaxSecondsOpt = 60.0,
     seed: SeedOpt = None,
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Time SPEC's forward through the fast path, nnx.jit, and each exported artifact.
 
@@ -97,9 +103,12 @@ def bench_cmd(
         raise NnxBuildError(
             f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], TARGETS)}; choose from {', '.join(TARGETS)}"
         )
-    console = _console(stderr=json_out)
-    with console.status(f"benchmarking {spec} ..."):
-        result = bench_spec(spec, batch=batch, targets=chosen, seed=seed, rounds=rounds, warmup=warmup, max_seconds=max_seconds)
-    _print_table(console, result)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed)
+    out = console(stderr=json_out)
+    with out.status(f"benchmarking {spec} ..."):
+        result = bench_spec(
+            spec, batch=batch, targets=chosen, rounds=rounds, warmup=warmup, max_seconds=max_seconds, options=options
+        )
+    _print_table(out, result)
     if json_out:
         print(json.dumps(result))

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import EntryPointsFlag, PluginOpt, SpecArg, _setup, app
+from .app import app
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, console, pipeline_options
 
 __all__ = ["export_cmd", "verify_cmd"]
 
@@ -18,9 +19,20 @@ WeightsOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")]
 VerifyOpt = Annotated[bool, typer.Option("--verify/--no-verify", help="Reload every artifact in a fresh process and compare with JAX.")]
-PlatformsOpt = Annotated[str, typer.Option("--platforms", help="Lowering platforms, comma-separated: cpu, cuda, rocm, tpu.")]
+
+
+def _platforms(value: str) -> str:
+    for name in value.split(","):
+        if name.strip().lower() in ("gpu", "nvidia"):
+            raise typer.BadParameter(f"unknown platform '{name.strip()}' (did you mean 'cuda'? for AMD GPUs 'rocm'); choose from cpu, cuda, rocm, tpu")
+    return value
+
+
+PlatformsOpt = Annotated[
+    str, typer.Option("--platforms", callback=_platforms, help="Lowering platforms, comma-separated: cpu, cuda, rocm, tpu.")
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed (random weights).")]
-TolOpt = Annotated[float | None, typer.Option("--tolerance", help="Abs and rel tolerance for float outputs [default: 1e-5 for float32].")]
+TolOpt = Annotated[float | None, typer.Option("--tolerance", min=0.0, help="Abs and rel tolerance for float outputs [default: 1e-5 for float32].")]
 BatchOpt = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to verify, comma-separated.")]
 ArgsOpt = Annotated[
     bool, typer.Option("--weights-as-args", help="StableHLO: keep weights as @main arguments, weights.npz beside (large models).")
@@ -38,12 +50,6 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     if not sizes or any(s < 1 for s in sizes):
         raise ExportError(f"--batch-sizes takes positive integers, received '{text}'")
     return sizes
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _size(n: int) -> str:
@@ -90,6 +96,9 @@ def export_cmd(
     batch_sizes: BatchOpt = "1,7",
     weights_as_args: ArgsOpt = False,
     version: VersionOpt = 1,
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
@@ -110,16 +119,15 @@ def export_cmd(
 
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
-    _setup(plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     from ..exporters import export
 
-    console = _console(stderr=True)
     result = export(
         spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
         tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
-        version=version, console=console,
+        version=version, console=console(stderr=True), options=options,
     )
-    _print_files(_console(), result, f"{result.manifest['spec']['name']} exported to {out}")
+    _print_files(console(), result, f"{result.manifest['spec']['name']} exported to {out}")
 
 
 @app.command("verify")
@@ -129,6 +137,9 @@ def verify_cmd(
     weights: WeightsOpt = None,
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
@@ -143,9 +154,11 @@ def verify_cmd(
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
-    _setup(plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     from ..exporters import verify_dir
 
-    console = _console(stderr=True)
-    result = verify_dir(out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), console=console)
-    _print_files(_console(), result, f"{out}: verified")
+    result = verify_dir(
+        out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes),
+        console=console(stderr=True), options=options,
+    )
+    _print_files(console(), result, f"{out}: verified")

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ..cli import _console, app
 from ..errors import NnxBuildError
 from ..testing.runner import EXIT_NO_TESTS
+from .app import app
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, pipeline_options
+from .options import console as _out
 
 
 class SpecTestsFailed(NnxBuildError):
@@ -42,6 +44,11 @@ def test_cmd(
     update_goldens: UpdateGoldens = False,
     exitfirst: FailFast = False,
     collect_only: ListOnly = False,
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
     """Run the spec tests (the `tests:` section) of SPEC files.
 
@@ -70,7 +77,8 @@ def test_cmd(
     from ..testing import discover, display_path, run
     from ..testing.results import CaseResult, SpecCase
 
-    console = _console()
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    console = _out()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]
     try:
@@ -112,6 +120,7 @@ def test_cmd(
             on_result=on_result,
             on_file_done=on_file_done,
             around_case=lambda c: console.status(f"{escape(c.id)} ..."),
+            options=options,
         )
     except ValueError as e:  # a bad -k expression
         raise SpecTestsFailed(str(e), exit_code=2) from None

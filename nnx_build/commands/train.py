@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import EntryPointsFlag, JsonFlag, PluginOpt, SpecArg, _setup, app
+from .app import app
+from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
 
 __all__ = ["train_cmd"]
 
@@ -17,7 +18,7 @@ DataOpt = Annotated[
     Path, typer.Option("--data", "-d", help="An .npz with one array per spec input and per train target (examples first).")
 ]
 EpochsOpt = Annotated[
-    int | None, typer.Option("--epochs", "-e", help="Stop after N epochs in total, resumed ones included [default: train.epochs].")
+    int | None, typer.Option("--epochs", "-e", min=1, help="Stop after N epochs in total, resumed ones included [default: train.epochs].")
 ]
 CkptOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Checkpoint directory (orbax): model state, optimizer state, step; one per epoch.")
@@ -41,6 +42,9 @@ def train_cmd(
     force: ForceOpt = False,
     progress: ProgressOpt = True,
     json_out: JsonFlag = False,
+    limit: LimitOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
 ) -> None:
@@ -68,7 +72,7 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
-    _setup(plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:
@@ -79,7 +83,7 @@ def train_cmd(
         raise TrainError(f"--out {out} exists and is not a directory")
 
     with err_console.status(f"building {spec} and reading {data}"):
-        trainer = prepare(spec, data)
+        trainer = prepare(spec, data, options=options)
     total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())

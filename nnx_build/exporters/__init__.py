@@ -240,22 +240,11 @@ def _entries(model: Any, program: Any) -> list[Any]:
     return entries
 
 
-def _build(spec: Any, seed: int | None, weights: str | os.PathLike[str] | None) -> tuple[Any, Any, int]:
-    from flax import nnx
+def _build(spec: Any, seed: int | None, weights: str | os.PathLike[str] | None, options: Any = None) -> tuple[Any, Any, int]:
+    from .. import pipeline
 
-    from ..builder import compile as compile_spec
-    from ..builder.abstract import abstract_check
-    from ..builder.module import instantiate
-    from ..spec_io import spec_locator
-    from .weights import load_weights
-
-    program = compile_spec(spec)
-    abstract_check(program, spec_locator(program.spec))
-    seed = program.spec.seed if seed is None else seed
-    model = instantiate(program, rngs=nnx.Rngs(seed))
-    if weights is not None:
-        load_weights(model, weights)
-    return program, model, seed
+    built = pipeline.build(spec, pipeline.make_options(options, seed=seed, weights=weights))
+    return built.program, built.model, built.program.spec.seed if seed is None else seed
 
 
 def _spec_record(spec: Any, program: Any) -> dict[str, Any]:
@@ -306,6 +295,7 @@ def export(
     weights_as_args: bool = False,
     version: int = 1,
     console: Any | None = None,
+    options: Any = None,
 ) -> ExportResult:
     """Builds ``spec`` and exports it to ``out``, verified, atomically.
 
@@ -323,6 +313,7 @@ def export(
       weights_as_args: StableHLO keeps the weights as ``@main`` arguments, ``weights.npz`` beside.
       version: the SavedModel version folder (TF Serving).
       console: a rich Console for progress; ``None`` is silent.
+      options: a :class:`nnx_build.pipeline.Options` (limits, budgets, plugins) for the build.
 
     Raises:
       OutputExistsError, ExportError, WeightsError, ConversionError, VerificationError
@@ -347,7 +338,7 @@ def export(
     try:
         with _Stages(console, stages) as progress:
             with progress.stage("build", "building the model") as info:
-                program, model, seed = _build(spec, seed, weights)
+                program, model, seed = _build(spec, seed, weights, options)
                 entries = _entries(model, program)
                 nbytes = entries[0].ff.weight_bytes()
                 info["done"] = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {_size(nbytes)} of weights"
@@ -427,6 +418,7 @@ def verify_dir(
     tolerance: float | None = None,
     batch_sizes: Sequence[int] = (1, 7),
     console: Any | None = None,
+    options: Any = None,
 ) -> ExportResult:
     """Re-verifies an export folder against its spec (recorded in the manifest, or ``spec``).
 
@@ -452,7 +444,7 @@ def verify_dir(
         weights = manifest["weights"]["path"]
     with _Stages(console, ["build", "verify"]) as progress:
         with progress.stage("build", "building the model") as info:
-            program, model, _ = _build(spec, manifest.get("seed"), weights)
+            program, model, _ = _build(spec, manifest.get("seed"), weights, options)
             entries = _entries(model, program)
             info["done"] = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
         with progress.stage("verify", "reloading in a fresh process") as info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import NnxBuildError
+from ..weights.errors import WeightsError
 
 __all__ = ["ConversionError", "ExportError", "OutputExistsError", "VerificationError", "WeightsError"]
 
@@ -13,10 +14,6 @@ class ExportError(NnxBuildError):
 
 class OutputExistsError(ExportError):
     """The output folder exists and ``force`` was not given."""
-
-
-class WeightsError(ExportError):
-    """A weights file is unreadable or does not fit the spec (names the variable and shapes)."""
 
 
 class ConversionError(ExportError):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .discovery import keyword_matcher
 from .checks import run_case
@@ -98,6 +99,7 @@ def run(
     on_result: Callable[[CaseResult], None] | None = None,
     on_file_done: Callable[[Path], None] | None = None,
     around_case: Callable[[SpecCase], AbstractContextManager[object]] | None = None,
+    options: Any = None,
 ) -> Summary:
     """Runs the cases of ``files`` whose id ``path::case`` matches ``keyword``.
 
@@ -105,6 +107,7 @@ def run(
     case that does not validate as an error; the other cases still run. The
     callbacks let a caller print as the run goes: ``on_file`` with the selected cases
     of a file, ``on_result`` after each case, ``on_file_done`` after a file.
+    ``options`` (a :class:`nnx_build.pipeline.Options`) sets limits, budgets and plugins.
 
     Raises:
       ValueError: ``keyword`` does not parse.
@@ -113,7 +116,7 @@ def run(
     t0 = time.perf_counter()
     summary = Summary([Path(f) for f in files], keyword=keyword, collect_only=collect_only)
     for path in summary.files:
-        session, cases = load_session(path)
+        session, cases = load_session(path, options)
         summary.collected += sum(1 for c in cases if c.label != LOAD)
         selected = [c for c in cases if c.label == LOAD or matches(c.id)]
         summary.deselected += len(cases) - len(selected)

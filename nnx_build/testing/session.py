@@ -172,7 +172,7 @@ def validate_tests(spec: Any, program: Any = None) -> list[SpecError]:
     return errors
 
 
-def load_session(path: str | os.PathLike[str]) -> tuple[SpecSession | None, list[SpecCase]]:
+def load_session(path: str | os.PathLike[str], options: Any = None) -> tuple[SpecSession | None, list[SpecCase]]:
     """The session of a spec file and its cases; a file that does not load gives one failing case.
 
     Never raises for the file's content, so one broken spec does not stop a run.
@@ -181,7 +181,7 @@ def load_session(path: str | os.PathLike[str]) -> tuple[SpecSession | None, list
 
     path = Path(path)
     try:
-        session = SpecSession(path)
+        session = SpecSession(path, options=options)
         return session, session.cases()
     except SpecErrors as e:
         problems = list(e.errors)
@@ -201,11 +201,12 @@ class SpecSession:
       SpecErrors: the spec does not load or validate (every problem, located).
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
-        from ..spec_io import load_spec
+    def __init__(self, path: str | os.PathLike[str], *, options: Any = None):
+        from .. import pipeline
 
         self.path = Path(path)
-        self.spec = load_spec(self.path)
+        self.options = options or pipeline.Options()
+        self.spec = pipeline.load(self.path, self.options)
         self._program: Any = None
         self._report: Any = None
         self._models: dict[int, Any] = {}
@@ -220,18 +221,17 @@ class SpecSession:
     @property
     def program(self) -> Any:
         if self._program is None:
-            from ..builder import compile as compile_spec
+            from .. import pipeline
 
-            self._program = compile_spec(self.spec)
+            self._program = pipeline.compile(self.spec, self.options)
         return self._program
 
     @property
     def report(self) -> Any:
         if self._report is None:
-            from ..builder.abstract import abstract_check
-            from ..spec_io import spec_locator
+            from .. import pipeline
 
-            self._report, _ = abstract_check(self.program, spec_locator(self.spec))
+            self._report = pipeline.check(self.program, self.options)
         return self._report
 
     def model(self, seed: int) -> Any:
@@ -243,10 +243,10 @@ class SpecSession:
     def fresh_model(self, seed: int) -> Any:
         from flax import nnx
 
-        from ..builder.module import instantiate
+        from .. import pipeline
 
-        _ = self.report  # shape problems surface as located errors first
-        return instantiate(self.program, rngs=nnx.Rngs(seed))
+        report = self.report  # shape problems surface as located errors first
+        return pipeline.allocate(self.program, self.options, nbytes=report.total_bytes, rngs=nnx.Rngs(seed))
 
     def jitted(self, method: str | None) -> Any:
         """``f(model, inputs)``: the entry point under ``nnx.jit`` (one compile, not one per op)."""

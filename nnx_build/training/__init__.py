@@ -37,20 +37,22 @@ __all__ = [
 ]
 
 
-def prepare(spec: Any, data: str | os.PathLike[str] | dict[str, Any], *, seed: int | None = None) -> Trainer:
-    """Compiles and builds ``spec``, resolves its ``train:`` section, reads ``data``: a ready :class:`Trainer`."""
-    from flax import nnx
+def prepare(
+    spec: Any, data: str | os.PathLike[str] | dict[str, Any], *, seed: int | None = None, options: Any = None
+) -> Trainer:
+    """Compiles and builds ``spec``, resolves its ``train:`` section, reads ``data``: a ready :class:`Trainer`.
 
-    from ..builder import compile as compile_spec
-    from ..builder.abstract import abstract_check
-    from ..builder.module import instantiate
+    ``options``: a :class:`nnx_build.pipeline.Options` (limits, budgets, plugins, seed, weights).
+    """
+    from .. import pipeline
     from ..spec_io import spec_locator
 
-    program = compile_spec(spec)
+    options = pipeline.make_options(options, seed=seed)
+    program = pipeline.compile(spec, options)
     plan = make_plan(program, spec_locator(program.spec))
-    abstract_check(program, spec_locator(program.spec))
+    report = pipeline.check(program, options)
     dataset = load_data(data, plan)
-    model = instantiate(program, rngs=nnx.Rngs(program.spec.seed if seed is None else seed))
+    model = pipeline.load_weights(pipeline.allocate(program, options, nbytes=report.total_bytes), options)
     return Trainer(model, plan, dataset)
 
 

@@ -1,0 +1,47 @@
+"""The ``nnx-build`` typer app every sub-command registers on (``cli.py`` runs it)."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["HELP", "app"]
+
+HELP = """Build, check and export Flax NNX models from YAML / JSON specs.
+
+Examples:
+
+  nnx-build specs/seed/model.yaml          # build, print a summary, run on zeros
+
+  nnx-build check specs/zoo/gpt2_xl.yaml   # abstract check: no weight allocated
+
+  nnx-build check spec.yaml --json         # machine-readable totals (last line)
+
+  nnx-build export specs/cnn.yaml --to stablehlo,savedmodel,onnx --out build/cnn
+
+  nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits
+
+  nnx-build test specs/                    # the specs' own tests: sections
+
+  nnx-build bench specs/seed/model.yaml    # fast path vs nnx.jit vs each artifact
+
+  nnx-build schema --out schema/nnx-spec.schema.json
+
+Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin and
+--plugins-from-entry-points.
+"""
+
+app = typer.Typer(
+    name="nnx-build",
+    help=HELP,
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback(invoke_without_command=False)
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (before the sub-command)."),
+) -> None:
+    """Options before the sub-command; ``--debug`` is read by ``cli.main`` itself."""

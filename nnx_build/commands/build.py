@@ -1,0 +1,158 @@
+"""``nnx-build build``, ``check`` and ``schema``: a spec to a summary, its abstract check, the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import app
+from .options import (
+    EntryPointsFlag,
+    JsonFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    PluginOpt,
+    SeedOpt,
+    SpecArg,
+    console,
+    pipeline_options,
+)
+
+__all__ = ["build_cmd", "check_cmd", "schema_cmd"]
+
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", help="Load these weights after building: an .npz (nnx_build.save_weights) or a checkpoint folder."),
+]
+
+
+@app.command("build")
+def build_cmd(
+    spec: SpecArg,
+    seed: SeedOpt = None,
+    weights: WeightsOpt = None,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    limit: LimitOpt = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build SPEC eagerly, print a model summary and run one forward pass on zeros.
+
+    Examples:
+
+      nnx-build specs/seed/model.yaml
+
+      nnx-build build specs/cnn.yaml --seed 1
+
+      nnx-build build spec.yaml --weights trained.npz
+
+      nnx-build build big.yaml --max-params 20000000000 --max-bytes 100000000000
+
+      nnx-build build spec.yaml --plugin mypkg.nnx_layers
+    """
+    from .. import pipeline
+    from ..summary import forward_on_zeros, print_summary
+
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, weights=weights)
+    out = console()
+    program = pipeline.compile(spec, options)
+    report = pipeline.check(program, options)
+    with out.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
+        model = pipeline.allocate(program, options, nbytes=report.total_bytes)
+        pipeline.load_weights(model, options)
+    outputs = forward_on_zeros(model, program)
+    print_summary(out, report, title=f"{type(model).__name__} built from {spec}", program=program)
+    if weights is not None:
+        out.print(f"weights: {weights}")
+    for name, value in outputs.items():
+        out.print(f"forward on zeros: {name} -> shape {tuple(value.shape)} {value.dtype}")
+    if json_out:
+        data = report.to_json()
+        data["forward"] = {n: {"shape": list(v.shape), "dtype": str(v.dtype)} for n, v in outputs.items()}
+        print(json.dumps(data))
+
+
+@app.command("check")
+def check_cmd(
+    spec: SpecArg,
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    limit: LimitOpt = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Validate SPEC abstractly (no weights allocated): schema, references, shapes, budget.
+
+    With --json the last line of stdout is one JSON object, also on failure:
+    `{"ok": false, "errors": [{"file", "line", "col", "code", "message"}]}` (exit 2).
+
+    Examples:
+
+      nnx-build check specs/zoo/gpt2_xl.yaml
+
+      nnx-build check spec.yaml --json | tail -1 | jq .params
+
+      nnx-build check huge.yaml --limit max_modules=50000 --max-bytes 4000000000000
+    """
+    from .. import pipeline
+    from ..errors import NnxBuildError
+    from ..summary import print_summary
+
+    try:
+        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+        program = pipeline.compile(spec, options)
+        report = pipeline.check(program, options)
+        pipeline.check_sections(program)
+    except NnxBuildError as e:
+        if json_out:
+            print(json.dumps({"ok": False, "errors": _error_records(e, spec)}))
+        raise
+    if json_out:
+        print(json.dumps({"ok": True, **report.to_json()}))
+        return
+    print_summary(console(), report, title=f"{spec}: ok", program=program)
+
+
+def _error_records(exc: BaseException, spec: Path) -> list[dict[str, Any]]:
+    from ..errors import SpecErrors
+
+    if isinstance(exc, SpecErrors):
+        return [
+            {"file": e.loc.file, "line": e.loc.line, "col": e.loc.col, "code": e.code, "message": e.message}
+            for e in exc.errors
+        ]
+    code = "out-of-memory" if type(exc).__name__ == "OutOfMemoryError" else "error"
+    return [{"file": str(spec), "line": None, "col": None, "code": code, "message": str(exc)}]
+
+
+@app.command("schema")
+def schema_cmd(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (a file) instead of stdout.")] = None,
+) -> None:
+    """Write the JSON Schema of specs (for editors: yaml-language-server, VS Code).
+
+    Examples:
+
+      nnx-build schema --out schema/nnx-spec.schema.json
+    """
+    from ..errors import NnxBuildError
+    from ..jsonschema import spec_json_schema
+
+    if out is not None and out.is_dir():
+        raise NnxBuildError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'nnx-spec.schema.json'}")
+    text = json.dumps(spec_json_schema(), indent=2, sort_keys=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    from ..fileio import atomic_write_text
+
+    atomic_write_text(out, text)
+    console().print(f"wrote {out}")

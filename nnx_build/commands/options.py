@@ -1,0 +1,136 @@
+"""Options the sub-commands share, and how they become one :class:`nnx_build.pipeline.Options`.
+
+A sub-command that builds a spec declares the build options with these types and turns
+them into options with :func:`pipeline_options`, which also loads the plugins::
+
+    def my_cmd(spec: SpecArg, limit: LimitOpt = None, max_params: MaxParams = None,
+               max_bytes: MaxBytes = None, plugin: PluginOpt = None,
+               plugins_from_entry_points: EntryPointsFlag = False) -> None:
+        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+
+Commands import from here (and register on :data:`nnx_build.commands.app.app`); nothing
+here imports a command or ``cli``. Heavy modules are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from ..loader import Limits
+    from ..pipeline import Options
+
+__all__ = [
+    "BUILD_OPTIONS",
+    "EntryPointsFlag",
+    "JsonFlag",
+    "LimitOpt",
+    "MaxBytes",
+    "MaxParams",
+    "PluginOpt",
+    "SeedOpt",
+    "SpecArg",
+    "check_seed",
+    "console",
+    "parse_limits",
+    "pipeline_options",
+]
+
+# the options every sub-command that builds a spec takes (a test walks every command for them)
+BUILD_OPTIONS = ("--limit", "--max-params", "--max-bytes", "--plugin", "--plugins-from-entry-points")
+
+SpecArg = Annotated[Path, typer.Argument(help="Spec file (.yaml, .yml or .json).", show_default=False)]
+MaxParams = Annotated[
+    int | None,
+    typer.Option("--max-params", min=0, help="Refuse specs with more parameters than this (checked abstractly)."),
+]
+MaxBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--max-bytes", min=0, help="Refuse specs needing more bytes of variables and example inputs (default 1 TiB)."
+    ),
+]
+LimitOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--limit",
+        help="Raise a bound on the spec document, NAME=VALUE, repeatable: max_bytes, max_nodes, max_depth, "
+        "max_string, max_modules.",
+    ),
+]
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Import MODULE first (it registers layers as 'mypkg>Name'); repeatable."),
+]
+EntryPointsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--plugins-from-entry-points",
+        help="Also load installed 'nnx_build.plugins' entry points (or set NNX_BUILD_ENTRY_POINTS=1).",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed.")]
+
+
+def parse_limits(items: list[str] | None) -> Limits:
+    """``--limit max_nodes=500000`` -> a Limits with those fields raised."""
+    import dataclasses
+
+    from ..errors import NnxBuildError
+    from ..loader import Limits
+
+    names = [f.name for f in dataclasses.fields(Limits)]
+    values: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in names or not value.strip().isdigit():
+            raise NnxBuildError(f"--limit takes NAME=N with NAME one of {', '.join(names)}; received {item!r}")
+        values[name] = int(value)
+    return Limits(**values)
+
+
+def check_seed(seed: int | None) -> None:
+    from ..errors import NnxBuildError
+
+    if seed is not None and not -(2**63) <= seed < 2**63:
+        raise NnxBuildError(f"--seed must fit in 64 bits, received {seed}")
+
+
+def pipeline_options(
+    limit: list[str] | None = None,
+    max_params: int | None = None,
+    max_bytes: int | None = None,
+    plugin: list[str] | None = None,
+    plugins_from_entry_points: bool = False,
+    *,
+    seed: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+) -> Options:
+    """The command-line build options as one pipeline ``Options``; loads the plugins it names."""
+    from ..pipeline import Options, setup
+
+    check_seed(seed)
+    options = Options(
+        limits=parse_limits(limit),
+        max_params=max_params,
+        max_bytes=max_bytes,
+        plugins=tuple(plugin or ()),
+        entry_points=plugins_from_entry_points,
+        seed=seed,
+        weights=weights,
+    )
+    setup(options)
+    return options
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich Console as every command prints: no highlighting, long lines kept whole."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)

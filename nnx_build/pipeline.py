@@ -1,0 +1,198 @@
+"""The one path from a spec to a module with its weights, one function per stage.
+
+Every command and API entry that builds a model goes through here with one
+:class:`Options` object, so a bound raised with ``--limit``, a budget, a plugin, a seed
+or a weights file means the same thing to ``build``, ``check``, ``export``, ``train``,
+``test`` and ``bench``::
+
+    setup(options)                      # plugins the user asked for
+    spec = load(spec_or_path, options)  # document limits
+    program = compile(spec, options)    # references, types, unrolled modules
+    report = check(program, options)    # shapes and budgets, no weight allocated
+    model = allocate(program, options, nbytes=report.total_bytes)  # out of memory -> OutOfMemoryError
+    load_weights(model, options)        # options.weights, if any
+
+:func:`build` runs them in order. Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .loader import Limits
+
+if TYPE_CHECKING:
+    from flax import nnx
+
+    from .builder.abstract import Report
+    from .builder.module import BuiltModule
+    from .builder.program import Program
+    from .schemas.spec import Spec
+
+__all__ = ["Built", "Options", "allocate", "build", "check", "compile", "load", "load_weights", "make_options", "setup"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a user can say about how a spec becomes a module, in one place.
+
+    Attributes:
+      limits: bounds on the spec document and the module instances it unrolls to.
+      max_params: refuse specs with more parameters than this (checked abstractly).
+      max_bytes: refuse specs needing more bytes of variables and example inputs.
+      plugins: modules to import first (they register layers).
+      entry_points: also load installed ``nnx_build.plugins`` entry points.
+      seed: overrides the spec's ``seed``.
+      weights: a weights file or checkpoint to load into the built module.
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    max_params: int | None = None
+    max_bytes: int | None = None
+    plugins: tuple[str, ...] = ()
+    entry_points: bool = False
+    seed: int | None = None
+    weights: str | os.PathLike[str] | None = None
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes``; ``None`` values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Built:
+    """What :func:`build` returns: the compiled program, its abstract report, the module."""
+
+    program: Program
+    report: Report | None
+    model: BuiltModule
+
+
+_LOADED: set[str] = set()
+
+
+def setup(options: Options) -> list[str]:
+    """Loads the plugins ``options`` names (once per process); a spec never triggers an import."""
+    from .plugins import entry_points_requested, load_plugins
+
+    todo = [p for p in options.plugins if p not in _LOADED]
+    eps = (options.entry_points or entry_points_requested()) and "<entry points>" not in _LOADED
+    loaded = load_plugins(todo, entry_points=eps)
+    _LOADED.update(todo)
+    if eps:
+        _LOADED.add("<entry points>")
+    return loaded
+
+
+def load(spec: Spec | str | os.PathLike[str], options: Options | None = None) -> Spec:
+    """Reads and validates the spec document within ``options.limits``."""
+    from .spec_io import load_spec
+
+    options = options or Options()
+    setup(options)
+    return load_spec(spec, limits=options.limits)
+
+
+def compile(spec: Spec | str | os.PathLike[str], options: Options | None = None) -> Program:  # noqa: A001
+    """Resolves a spec into a program; raises ``SpecErrors`` with every problem."""
+    from .builder.program import compile_spec
+    from .spec_io import spec_locator
+
+    options = options or Options()
+    spec = load(spec, options)
+    return compile_spec(spec, spec_locator(spec), options.limits)
+
+
+def check(program: Program, options: Options | None = None) -> Report:
+    """Shapes, dtypes and budgets of every step, abstractly: no weight is allocated."""
+    from .builder.abstract import abstract_check
+    from .spec_io import spec_locator
+
+    options = options or Options()
+    report, _ = abstract_check(
+        program, spec_locator(program.spec), max_params=options.max_params, max_bytes=options.max_bytes
+    )
+    return report
+
+
+def check_sections(program: Program) -> None:
+    """The sections a build does not read (``tests:``), validated without running them.
+
+    Raises:
+      SpecErrors: every problem of those sections, located.
+    """
+    from .errors import SpecErrors
+    from .testing.session import validate_tests
+
+    if errors := validate_tests(program.spec, program):
+        raise SpecErrors(errors)
+
+
+def allocate(
+    program: Program, options: Options | None = None, *, nbytes: int | None = None, rngs: nnx.Rngs | None = None
+) -> BuiltModule:
+    """Builds the eager module; running out of memory is an :class:`~nnx_build.errors.OutOfMemoryError` (exit 2)."""
+    from flax import nnx
+
+    from .builder.module import allocate as _allocate
+
+    options = options or Options()
+    if rngs is None:
+        rngs = nnx.Rngs(program.spec.seed if options.seed is None else options.seed)
+    return _allocate(program, rngs=rngs, nbytes=nbytes)
+
+
+def load_weights(model: Any, options: Options | None = None) -> Any:
+    """Loads ``options.weights`` (if given) into ``model``; every name, shape and dtype checked first."""
+    options = options or Options()
+    if options.weights is not None:
+        from .weights import load_weights as _load
+
+        _load(model, options.weights)
+    return model
+
+
+def build(
+    spec: Spec | str | os.PathLike[str] | Program,
+    options: Options | None = None,
+    *,
+    rngs: nnx.Rngs | None = None,
+    check_first: bool = True,
+) -> Built:
+    """Every stage in order: setup, load, compile, check, allocate, load weights."""
+    from .builder.program import Program
+
+    options = options or Options()
+    program = spec if isinstance(spec, Program) else compile(spec, options)
+    report = check(program, options) if check_first else None
+    model = allocate(program, options, nbytes=report.total_bytes if report else None, rngs=rngs)
+    load_weights(model, options)
+    return Built(program, report, model)
+
+
+def make_options(
+    options: Options | None = None,
+    *,
+    limits: Limits | None = None,
+    max_params: int | None = None,
+    max_bytes: int | None = None,
+    plugins: Iterable[str] | None = None,
+    entry_points: bool | None = None,
+    seed: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+) -> Options:
+    """``options`` (or the defaults) with the keyword arguments that are not ``None`` applied."""
+    base = options or Options()
+    return base.replace(
+        limits=limits,
+        max_params=max_params,
+        max_bytes=max_bytes,
+        plugins=tuple(plugins) if plugins is not None else None,
+        entry_points=entry_points,
+        seed=seed,
+        weights=weights,
+    )
