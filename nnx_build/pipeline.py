@@ -126,7 +126,7 @@ def check_sections(program: Program) -> None:
       SpecErrors: every problem of those sections, located.
     """
     from .errors import SpecErrors
-    from .testing.session import validate_tests
+    from .testing.cases import validate_tests
 
     if errors := validate_tests(program.spec, program):
         raise SpecErrors(errors)
