@@ -295,7 +295,13 @@ def _check_weights_file(out: Path, wrec: dict[str, Any]) -> None:
         raise ExportError(f"the weights {path} recorded in {out}/manifest.json are gone; pass --weights")
     if not wrec.get("sha256"):
         return
-    now = weights_record(path, wrec.get("step"))
+    step = wrec.get("step")
+    if step is not None and path.is_dir() and not (path / str(step)).is_dir():
+        raise VerificationError(
+            f"weights changed since export: checkpoint step {step} is no longer in {path}; "
+            "the artifacts were not compared; pass --weights with the exported weights to verify them"
+        )
+    now = weights_record(path, step)
     if now is not None and now.get("sha256") != wrec["sha256"]:
         at = f" (step {wrec['step']})" if wrec.get("step") is not None else ""
         raise VerificationError(

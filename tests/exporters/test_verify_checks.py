@@ -102,3 +102,23 @@ def test_a_checkpoint_records_its_step(tmp_path: Path) -> None:
     assert weights_record(run, step=3) == first  # the exported step, unchanged by later ones
     (run / "3" / "model" / "data").write_bytes(b"rewritten")
     assert weights_record(run, step=3)["sha256"] != first["sha256"]  # type: ignore[index]
+
+
+def test_verify_loads_the_exported_checkpoint_step(tmp_path: Path) -> None:
+    from nnx_build.fastpath import flat_weights
+    from nnx_build.training.checkpoint import CheckpointStore
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "seed" / "autoencoder.yaml"
+    run = tmp_path / "run"
+    with CheckpointStore(run, max_to_keep=2) as store:
+        store.save(1, flat_weights(nnx_build.build(spec, seed=3)), [np.zeros(1, np.float32)], {"step": 0})
+    out = tmp_path / "out"
+    export(spec, out, to="stablehlo", weights=run, verify=False)
+    assert json.loads((out / "manifest.json").read_text())["weights"]["step"] == 1
+    with CheckpointStore(run, max_to_keep=2) as store:
+        store.save(2, flat_weights(nnx_build.build(spec, seed=4)), [np.zeros(1, np.float32)], {"step": 0})  # training went on
+    verify_dir(out)  # step 1, the one exported, not the latest
+    with CheckpointStore(run, max_to_keep=1) as store:
+        store.save(3, flat_weights(nnx_build.build(spec, seed=5)), [np.zeros(1, np.float32)], {"step": 0})  # step 1 is dropped
+    with pytest.raises(VerificationError, match="weights changed since export: checkpoint step 1 is no longer in"):
+        verify_dir(out)
