@@ -146,7 +146,8 @@ def export(
                     manifest["verification"] = record
                     if record["status"] != "passed":
                         if failed or any(s == "passed" for s in record.get("targets", {}).values()):
-                            info["done"] = "[red]failed"
+                            bad = [t for t, s in record.get("targets", {}).items() if s != "passed"]
+                            info["failed"] = f"failed for {', '.join(bad)}"
                         else:
                             raise VerificationError(_failure_message(record))
                     else:

@@ -52,6 +52,7 @@ class Stages:
 
     @contextlib.contextmanager
     def stage(self, name: str, status: str = "running") -> Iterator[dict[str, str]]:
+        """A stage's spinner; set ``info["done"]`` to its result, or ``info["failed"]`` to a failure."""
         info = {"done": "done"}
         task = self.tasks.get(name)
         if task is not None:
@@ -68,5 +69,8 @@ class Stages:
         finally:
             self.seconds[name] = round(time.perf_counter() - t0, 3)
         if task is not None:
-            self.progress.update(task, completed=1, status=info["done"])
+            if info.get("failed"):  # the stage ran to its end and reports a failure
+                self.progress.update(task, status=f"[red]{info['failed']}")
+            else:
+                self.progress.update(task, completed=1, status=info["done"])
             self.progress.stop_task(task)
