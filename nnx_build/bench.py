@@ -30,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "JAX_TARGETS",
     "Case",
-    "TARGETS",
     "Timing",
     "bench_spec",
     "interleaved",
     "machine_info",
     "peak_rss_mb",
+    "bench_targets",
 ]
 
-#: what ``bench_spec`` can time, in this order (``fast_path`` is the reference)
-TARGETS = ("fast_path", "nnx_jit", "stablehlo", "savedmodel", "onnx")
+#: the targets timed in JAX itself; :func:`bench_targets` adds the export targets
+JAX_TARGETS = ("fast_path", "nnx_jit")
 
 
 def _block_jax(value: Any) -> Any:
@@ -251,79 +252,59 @@ def _first_line(e: BaseException) -> str:
 
 
 def _artifact_cases(
-    targets: Sequence[str], entries: list[Any], inputs: list[Any], names: list[str], tmp: Path, errors: dict[str, str]
+    targets: Sequence[str], entries: list[Any], inputs: list[Any], tmp: Path, errors: dict[str, str]
 ) -> tuple[dict[str, Case], dict[str, float], dict[str, list[Any]]]:
-    """Exports the ``main`` entry to each target and loads it back as a timed case."""
+    """Exports the ``main`` entry to each target and loads it back as a timed case.
+
+    Export and load are the targets' own (:data:`nnx_build.exporters.TARGETS`): the code
+    verification runs, so a benchmark times what an export folder holds.
+    """
     import numpy as np
 
-    from .exporters import _export_target
+    from .exporters import TARGETS, ExportOptions
 
     cases: dict[str, Case] = {}
     seconds: dict[str, float] = {}
     outputs: dict[str, list[Any]] = {}
-    for target in targets:
-        out = tmp / target
+    entry = entries[0].to_json()
+    for name in targets:
+        target = TARGETS[name]
+        out = tmp / name
         out.mkdir()
         t0 = time.perf_counter()
         try:
-            section = _export_target(target, entries, out, ("cpu",), False, 1)
+            section = target.export(entries, out, ExportOptions())
         except Exception as e:  # noqa: BLE001  (one target failing leaves the others timed)
-            errors[target] = f"export: {_first_line(e)}"
+            errors[name] = f"export: {_first_line(e)}"
             continue
-        seconds[f"export_{target}"] = round(time.perf_counter() - t0, 3)
+        seconds[f"export_{name}"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         try:
-            case = _load_artifact(target, section, out, entries[0], inputs, names)
-            outputs[target] = [np.asarray(v) for v in _tuple(case.block(case.call()))]
+            run = target.load(out, section, entry)[name]
+            prepared = run.prepare(list(inputs))
+            case = Case(lambda run=run, prepared=prepared: run.call(*prepared), run.block)
+            outputs[name] = [np.asarray(v) for v in _tuple(case.block(case.call()))]
         except Exception as e:  # noqa: BLE001
-            errors[target] = f"load: {_first_line(e)}"
+            errors[name] = f"load: {_first_line(e)}"
             continue
-        seconds[f"load_{target}"] = round(time.perf_counter() - t0, 3)
-        cases[target] = case
+        seconds[f"load_{name}"] = round(time.perf_counter() - t0, 3)
+        cases[name] = case
     return cases, seconds, outputs
 
 
-def _load_artifact(target: str, section: dict[str, Any], out: Path, entry: Any, inputs: list[Any], names: list[str]) -> Case:
-    if target == "stablehlo":
-        import jax
-        from jax import export
+def bench_targets() -> tuple[str, ...]:
+    """What :func:`bench_spec` can time, in this order: the fast path (the reference),
+    ``nnx.jit`` on the module, then every export target."""
+    from .exporters import TARGETS as EXPORT_TARGETS
 
-        files = section["entries"]["main"]
-        exp = export.deserialize(bytearray((out / section["dir"] / files["serialized"]).read_bytes()))
-        fn = jax.jit(exp.call)
-        dev = [jax.device_put(x) for x in inputs]
-        return Case(lambda: fn(*dev))
-    if target == "savedmodel":
-        from .exporters.savedmodel import import_tensorflow
-
-        tf = import_tensorflow()
-        loaded = tf.saved_model.load(str(out / section["dir"]))
-        sig = loaded.signatures[section["signatures"]["main"]]
-        feeds = {n: tf.constant(x) for n, x in zip(names, inputs, strict=True)}
-        out_names = [o.name for o in entry.outputs]
-
-        def call() -> Any:
-            outs = sig(**feeds)
-            return tuple(outs[n] for n in out_names)
-
-        return Case(call, _noop)
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # onnxruntime's idle threads spin by default, taking the cores from whatever runs next
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(out / section["dir"] / section["entries"]["main"]), options, providers=["CPUExecutionProvider"])
-    feeds = dict(zip(names, inputs, strict=True))
-    return Case(lambda: session.run(None, feeds), _noop)
+    return (*JAX_TARGETS, *EXPORT_TARGETS)
 
 
 def bench_spec(
     spec: Any,
     *,
     batch: int | None = None,
-    targets: Sequence[str] = TARGETS,
+    targets: Sequence[str] | None = None,
     seed: int | None = None,
     rounds: int = 20,
     warmup: int = 3,
@@ -338,20 +319,23 @@ def bench_spec(
     (samples/s), latency ratios to the fast path (median of per-round ratios), export and
     load seconds, max abs difference of each target's output from the fast path, and the
     errors of targets that could not be exported or loaded (the others are still timed).
+    ``options`` (a :class:`nnx_build.pipeline.Options`) sets limits, budgets, plugins and the seed.
     """
     import jax
     import numpy as np
     from flax import nnx
 
     from . import pipeline
-    from .exporters import _entries
-    from .exporters.verify import make_inputs
+    from .exporters.entries import integer_ranges, trace_entries
+    from .exporters.inputs import draw_inputs
     from .fastpath import fast_forward
 
-    unknown = [t for t in targets if t not in TARGETS]
+    known = bench_targets()
+    chosen = known if targets is None else tuple(targets)
+    unknown = [t for t in chosen if t not in known]
     if unknown:
-        raise ValueError(f"unknown bench target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
-    targets = ["fast_path", *(t for t in TARGETS if t in targets and t != "fast_path")]
+        raise ValueError(f"unknown bench target(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    chosen = ("fast_path", *(t for t in known if t in chosen and t != "fast_path"))
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     built = pipeline.build(spec, pipeline.make_options(options, seed=seed))
@@ -365,9 +349,10 @@ def bench_spec(
     entry_json = [{"name": "main", "inputs": [i.to_json() for i in ff.inputs]}]
     if batch is None:
         batch = int(dims.get("batch", 1))
-    host = make_inputs(entry_json, (batch,), dims, seed=0)
+    # the spec's example sizes for the other named dims, token ids within their embedding
+    host = draw_inputs(entry_json, {"main": ff}, (batch,), dims, integer_ranges(model, program.root), seed=0, vary=False)
     names = [i.name for i in ff.inputs]
-    inputs = [host[f"main|{batch}|{n}"] for n in names]
+    inputs = [host.inputs[f"main|0|{n}"] for n in names]
     dev = [jax.device_put(x) for x in inputs]  # the JAX cases read device arrays: no host copy per call
     fn, weights = ff
 
@@ -378,7 +363,7 @@ def bench_spec(
     cases["fast_path"] = Case(lambda: fn(weights, *dev))
     errors: dict[str, str] = {}
     outputs: dict[str, list[Any]] = {}
-    if "nnx_jit" in targets:
+    if "nnx_jit" in chosen:
         graphdef, state = nnx.split(model)
         clone = nnx.merge(graphdef, state)
         clone.eval()
@@ -391,11 +376,11 @@ def bench_spec(
         outputs["nnx_jit"] = [np.asarray(v) for v in _tuple(jax.block_until_ready(jitted(clone, *dev)))]
         seconds["compile_nnx_jit"] = round(time.perf_counter() - t0, 3)
         cases["nnx_jit"] = Case(lambda: jitted(clone, *dev))
-    exported = [t for t in targets if t in ("stablehlo", "savedmodel", "onnx")]
+    exported = [t for t in chosen if t not in JAX_TARGETS]
     with tempfile.TemporaryDirectory(prefix="nnx-build-bench-") as tmp:
         if exported:
-            entries = [e for e in _entries(model, program) if e.name == "main"]
-            more, secs, outs = _artifact_cases(exported, entries, inputs, names, Path(tmp), errors)
+            entries = [e for e in trace_entries(model, program.root) if e.name == "main"]
+            more, secs, outs = _artifact_cases(exported, entries, inputs, Path(tmp), errors)
             cases.update(more)
             seconds.update(secs)
             outputs.update(outs)

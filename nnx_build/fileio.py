@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "exchange", "make_temp_dir", "replace_dir", "umask"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -23,3 +24,63 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(out: Path) -> Path:
+    """A new empty folder ``.NAME.*.tmp`` beside ``out``, with ordinary (umask) permissions."""
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the result is an ordinary folder
+    return tmp
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
+
+
+def replace_dir(tmp: Path, out: Path, *, force: bool) -> None:
+    """Renames the complete folder ``tmp`` to ``out``.
+
+    An existing ``out`` is replaced only with ``force``: swapped with ``tmp`` in one atomic
+    step where the system can (``out`` is the old folder or the new one at every instant),
+    else moved aside, replaced, then deleted. Raises :class:`FileExistsError` without
+    ``force`` and :class:`OSError` (``out`` left as it was) when a rename fails.
+    """
+    if not (out.exists() or out.is_symlink()):
+        os.rename(tmp, out)
+        return
+    if not force:
+        raise FileExistsError(str(out))
+    if out.is_dir() and not out.is_symlink() and exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    aside.rmdir()
+    os.rename(out, aside)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

@@ -19,7 +19,6 @@ def _readme_block(title: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="export(model) lands with the exporters branch", strict=False)
 def test_surgery_to_export_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     code = _readme_block("Surgery → export")
     (tmp_path / "specs").symlink_to(ROOT / "specs")

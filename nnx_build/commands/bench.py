@@ -13,10 +13,29 @@ from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, P
 __all__ = ["bench_cmd"]
 
 BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", min=1, help="Batch size [default: the spec's dims.batch, else 1].")]
-TargetsOpt = Annotated[
-    str,
-    typer.Option("--targets", help="Comma-separated: fast_path, nnx_jit, stablehlo, savedmodel, onnx (fast_path always runs)."),
-]
+
+
+class _TargetsOption(typer.models.OptionInfo):
+    """``--targets``: its help lists the bench targets (the export table's among them) when shown."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        from ..bench import bench_targets
+
+        return f"Comma-separated: {', '.join(bench_targets())} [default: all; fast_path always runs]."
+
+    @help.setter
+    def help(self, value: Any) -> None:
+        pass
+
+
+def _targets_option() -> Any:
+    option = typer.Option("--targets")
+    option.__class__ = _TargetsOption
+    return option
+
+
+TargetsOpt = Annotated[str | None, _targets_option()]
 RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds measured (medians are over rounds).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls per target before measuring.")]
 MaxSecondsOpt = Annotated[float, typer.Option("--max-seconds", help="Stop measuring after this much wall time (at least 3 rounds).")]
@@ -64,7 +83,7 @@ def bench_cmd(
     spec: SpecArg,
     batch: BatchOpt = None,
     json_out: JsonFlag = False,
-    targets: TargetsOpt = "fast_path,nnx_jit,stablehlo,savedmodel,onnx",
+    targets: TargetsOpt = None,
     rounds: RoundsOpt = 20,
     warmup: WarmupOpt = 3,
     max_seconds: MaxSecondsOpt = 60.0,
@@ -92,16 +111,17 @@ def bench_cmd(
 
       nnx-build bench spec.yaml --json | tail -1 | jq .latency_ratio_to_fast_path
     """
-    from ..bench import TARGETS, bench_spec
+    from ..bench import bench_spec, bench_targets
     from ..errors import NnxBuildError
 
-    chosen = [t.strip() for t in targets.split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in TARGETS]
+    known = bench_targets()
+    chosen = list(known) if targets is None else [t.strip() for t in targets.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in known]
     if unknown:
         from ..errors import did_you_mean
 
         raise NnxBuildError(
-            f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], TARGETS)}; choose from {', '.join(TARGETS)}"
+            f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], known)}; choose from {', '.join(known)}"
         )
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed)
     out = console(stderr=json_out)

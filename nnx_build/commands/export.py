@@ -12,10 +12,33 @@ from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, 
 
 __all__ = ["export_cmd", "verify_cmd"]
 
-ToOpt = Annotated[str, typer.Option("--to", help="Targets, comma-separated: stablehlo, savedmodel, onnx.")]
+
+
+class _TargetsOption(typer.models.OptionInfo):
+    """``--to``: its help lists the export targets of the table when the help is shown."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        from ..exporters.targets import TARGETS
+
+        return f"Targets, comma-separated: {', '.join(TARGETS)}."
+
+    @help.setter
+    def help(self, value: Any) -> None:
+        pass
+
+
+def _targets_option() -> Any:
+    option = typer.Option("--to", show_default="every target")
+    option.__class__ = _TargetsOption
+    return option
+
+
+ToOpt = Annotated[str | None, _targets_option()]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (written beside, renamed when complete).")]
 WeightsOpt = Annotated[
-    Path | None, typer.Option("--weights", help="Weights to export: an .npz of the pure-dict state (keys 'linear/kernel').")
+    Path | None,
+    typer.Option("--weights", help="Weights to export: an .npz of the pure-dict state (keys 'linear/kernel') or a train checkpoint folder."),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")]
 VerifyOpt = Annotated[bool, typer.Option("--verify/--no-verify", help="Reload every artifact in a fresh process and compare with JAX.")]
@@ -74,10 +97,9 @@ def _print_files(console: Any, result: Any, title: str) -> None:
     if ver.get("status") == "passed":
         worst = max((r["max_abs_err"] for r in ver["results"]), default=0.0)
         targets = sorted({r["target"] for r in ver["results"]})
-        console.print(
-            f"verified {', '.join(targets)} at batch {', '.join(map(str, ver['batch_sizes']))}: "
-            f"{len(ver['results'])} comparisons, max abs err {worst:.3g}"
-        )
+        sizes = ver.get("sizes") or [{"batch": b} for b in ver.get("batch_sizes", [])]
+        where = "; ".join(", ".join(f"{d}={n}" for d, n in s.items()) for s in sizes if s) or "fixed shapes"
+        console.print(f"verified {', '.join(targets)} at {where}: {len(ver['results'])} comparisons, max abs err {worst:.3g}")
     elif ver.get("status") == "skipped":
         console.print("verification skipped (--no-verify)")
 
@@ -86,7 +108,7 @@ def _print_files(console: Any, result: Any, title: str) -> None:
 def export_cmd(
     spec: SpecArg,
     out: OutOpt,
-    to: ToOpt = "stablehlo,savedmodel,onnx",
+    to: ToOpt = None,
     weights: WeightsOpt = None,
     force: ForceOpt = False,
     verify: VerifyOpt = True,
@@ -104,10 +126,12 @@ def export_cmd(
 ) -> None:
     """Export SPEC to StableHLO, TF SavedModel and ONNX in OUT, verified against JAX.
 
-    OUT gets manifest.json (spec hash, library versions, inputs and outputs, files with
-    sha256, verification), stablehlo/, savedmodel/1/ (TF Serving) and onnx/. Written to a
-    temporary folder beside OUT and renamed when complete; an existing OUT is kept unless
-    --force.
+    OUT gets manifest.json (spec hash, weights hashes, library versions, inputs and outputs,
+    files with sha256, verification), stablehlo/, savedmodel/1/ (TF Serving) and onnx/.
+    Written to a temporary folder beside OUT and renamed when complete; an existing OUT is
+    kept unless --force. Verification varies every named dim and draws token ids over
+    their embedding's range. When a target fails, the error names the targets that
+    succeeded and the command that exports just those.
 
     Examples:
 
@@ -120,13 +144,40 @@ def export_cmd(
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
-    from ..exporters import export
+    from ..exporters import PartialExportError, export
 
-    result = export(
-        spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
-        tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
-        version=version, console=console(stderr=True), options=options,
-    )
+    try:
+        result = export(
+            spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
+            tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
+            version=version, console=console(stderr=True), options=options,
+        )
+    except PartialExportError as e:
+        if not e.succeeded:
+            raise
+        given = {
+            "--weights": weights, "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
+            "--seed": seed, "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
+            "--weights-as-args": weights_as_args, "--version": None if version == 1 else version,
+            "--max-params": max_params, "--max-bytes": max_bytes,
+        }
+        argv = ["nnx-build", "export", str(spec), "--out", str(out), "--to", ",".join(e.succeeded)]
+        for flag, value in given.items():
+            if value is True:
+                argv.append(flag)
+            elif value not in (None, False):
+                argv += [flag, str(value)]
+        for item in limit or []:
+            argv += ["--limit", item]
+        for p in plugin or []:
+            argv += ["--plugin", p]
+        if plugins_from_entry_points:
+            argv.append("--plugins-from-entry-points")
+        reasons = "; ".join(str(x) for x in e.failed.values())
+        what = "converted and verified" if verify else "converted"
+        raise PartialExportError(e.failed, e.succeeded, verified=verify).with_message(
+            f"{reasons}\n{', '.join(e.succeeded)} {what}; export just those with:\n  {e.command(argv)}"
+        ) from None
     _print_files(console(), result, f"{result.manifest['spec']['name']} exported to {out}")
 
 
@@ -145,8 +196,10 @@ def verify_cmd(
 ) -> None:
     """Re-verify an export folder: reload each artifact in a fresh process, compare with JAX.
 
-    The model is rebuilt from the spec, seed and weights recorded in OUT/manifest.json;
-    the manifest's verification record is updated. Exit code 2 on a mismatch.
+    The model is rebuilt from the spec, seed and weights recorded in OUT/manifest.json (a
+    checkpoint at the recorded step); the manifest's verification record is updated. Exit
+    code 2 on a mismatch, and "weights changed since export" when the recorded weights no
+    longer hash as they did.
 
     Examples:
 

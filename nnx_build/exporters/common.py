@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..fastpath import FastForward, InputInfo
+if TYPE_CHECKING:
+    from ..fastpath import FastForward, InputInfo
 
 __all__ = ["MAIN", "Entry", "OutputInfo", "file_sha256", "first_line", "jnp_dtype", "poly_shape", "symbolic_args"]
 

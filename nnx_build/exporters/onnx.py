@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
+from .target import ExportOptions, Run, Target
 
-__all__ = ["DEFAULT_OPSET", "export_onnx"]
+__all__ = ["DEFAULT_OPSET", "TARGET", "export_onnx"]
 
 DEFAULT_OPSET = 23
 
@@ -115,3 +117,42 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
             raise ConversionError(_explain(entry, error)) from error
         section["entries"][entry.name] = path.name
     return section
+
+
+# ---- the target ---------------------------------------------------------------------------
+
+
+def _export(entries: list[Entry], root: Path, options: ExportOptions) -> dict[str, Any]:
+    return {"dir": "onnx", **export_onnx(entries, root / "onnx")}
+
+
+def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Run]:
+    """An onnxruntime CPU session of the entry's ``.onnx`` file."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # onnxruntime's idle threads spin by default, taking the cores from whatever runs next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    path = root / section["dir"] / section["entries"][entry["name"]]
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    in_names = [i["name"] for i in entry["inputs"]]
+    by_name = {o.name: k for k, o in enumerate(session.get_outputs())}
+    order = [by_name.get(o["name"], k) for k, o in enumerate(entry["outputs"])]
+
+    def call(*feeds: Any) -> tuple[Any, ...]:
+        outs = session.run(None, dict(zip(in_names, feeds, strict=True)))
+        return tuple(outs[k] for k in order)
+
+    return {"onnx": Run(call)}
+
+
+TARGET = Target(
+    name="onnx",
+    summary="ONNX (jax2onnx, weights as initializers), run with onnxruntime",
+    folder="onnx",
+    layout="onnx/<entry>.onnx",
+    export=_export,
+    load=_load,
+)

@@ -10,13 +10,15 @@ as in the spec, named dims unknown (``None``).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .common import Entry, first_line, jnp_dtype, poly_shape
 from .errors import ConversionError
+from .target import ExportOptions, Run, Target
 
-__all__ = ["export_savedmodel", "import_tensorflow"]
+__all__ = ["TARGET", "export_savedmodel", "import_tensorflow"]
 
 
 def import_tensorflow() -> Any:
@@ -104,3 +106,38 @@ def export_savedmodel(
         "signatures": {e.name: e.signature for e in entries},
         "variables": keys,
     }
+
+
+def _export(entries: list[Entry], root: Path, options: ExportOptions) -> dict[str, Any]:
+    return export_savedmodel(entries, root / "savedmodel", version=options.version, platforms=options.platforms)
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Run]:
+    """The entry's signature of ``tf.saved_model.load`` (loaded once per folder)."""
+    tf = import_tensorflow()
+    path = str(root / section["dir"])
+    if path not in _LOADED:
+        _LOADED.clear()  # one SavedModel at a time
+        _LOADED[path] = tf.saved_model.load(path)
+    sig = _LOADED[path].signatures[section["signatures"][entry["name"]]]
+    in_names = [i["name"] for i in entry["inputs"]]
+    out_names = [o["name"] for o in entry["outputs"]]
+
+    def call(*feeds: Any) -> tuple[Any, ...]:
+        outs = sig(**dict(zip(in_names, feeds, strict=True)))
+        return tuple(outs[n] for n in out_names)
+
+    return {"savedmodel": Run(call, prepare=lambda xs: [tf.constant(x) for x in xs])}
+
+
+TARGET = Target(
+    name="savedmodel",
+    summary="TF SavedModel in TF Serving layout (jax2tf, weights as variables)",
+    folder="savedmodel",
+    layout="savedmodel/<version>/saved_model.pb  variables/",
+    export=_export,
+    load=_load,
+)

@@ -16,13 +16,15 @@ large for constants. The serialized artifact is then called as ``.call(weights, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
+from .target import ExportOptions, Run, Target
 
-__all__ = ["CONSTANT_LIMIT", "export_stablehlo", "strip_shape_assertions"]
+__all__ = ["CONSTANT_LIMIT", "TARGET", "export_stablehlo", "strip_shape_assertions"]
 
 #: weights at least this large cannot be constants of a serialized module
 CONSTANT_LIMIT = 2**31 - 2**26
@@ -103,3 +105,61 @@ def export_stablehlo(
         section["weights"] = "weights.npz"
         section["weight_order"] = sorted(weights)
     return section
+
+
+def _export(entries: list[Entry], root: Path, options: ExportOptions) -> dict[str, Any]:
+    section = export_stablehlo(entries, root / "stablehlo", platforms=options.platforms, weights_as_args=options.weights_as_args)
+    return {"dir": "stablehlo", **section}
+
+
+def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Run]:
+    """The ``.jax_export`` artifact, and the ``.mlir`` text compiled by XLA for this backend."""
+    import dataclasses
+
+    import jax
+    import numpy as np
+    from jax import export
+    from jax._src.interpreters import mlir as jmlir
+    from jax._src.lib.mlir import ir
+
+    base = root / section["dir"]
+    weights: tuple[Any, ...] = ()
+    if section.get("weights_as_args"):
+        with np.load(base / section["weights"]) as w:
+            weights = ({k: w[k] for k in w.files},)
+    files = section["entries"][entry["name"]]
+    exp = export.deserialize(bytearray((base / files["serialized"]).read_bytes()))
+    exps = {"stablehlo": exp}
+    platform = jax.default_backend()
+    mlir_name = files["mlir"].get(platform)
+    if mlir_name is not None:
+        with jmlir.make_ir_context(), ir.Location.unknown():
+            module = ir.Module.parse((base / mlir_name).read_text(encoding="utf-8"))
+            main = next(op for op in module.body.operations if ir.StringAttr(op.attributes["sym_name"]).value == "main")
+            nargs = len(main.regions[0].blocks[0].arguments)
+            if nargs != files["main_args"]:
+                raise RuntimeError(f"{mlir_name}: @main takes {nargs} arguments, expected {files['main_args']}")
+            code = jmlir.module_to_bytecode(module)
+        exps["stablehlo-mlir"] = dataclasses.replace(exp, mlir_module_serialized=code, platforms=(platform,))
+    device_weights = jax.device_put(weights)
+
+    def run(e: Any) -> Run:
+        fn = jax.jit(e.call)
+
+        def call(*xs: Any) -> tuple[Any, ...]:
+            out = fn(*device_weights, *xs)
+            return tuple(out) if isinstance(out, tuple | list) else (out,)
+
+        return Run(call, prepare=lambda xs: [jax.device_put(x) for x in xs], block=jax.block_until_ready)
+
+    return {name: run(e) for name, e in exps.items()}
+
+
+TARGET = Target(
+    name="stablehlo",
+    summary="StableHLO text (.mlir, weights as constants) and the jax.export artifact",
+    folder="stablehlo",
+    layout="stablehlo/<entry>.mlir  <entry>.jax_export  [weights.npz]",
+    export=_export,
+    load=_load,
+)

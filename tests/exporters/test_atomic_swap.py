@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nnx_build import exporters
+from nnx_build import fileio
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
@@ -25,8 +25,8 @@ def test_force_swaps_in_one_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         renames.append((str(a), str(b)))
         real_rename(a, b)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(exporters.os, "rename", recording_rename)
-    exporters._commit(new, out, force=True)
+    monkeypatch.setattr(fileio.os, "rename", recording_rename)
+    fileio.replace_dir(new, out, force=True)
     assert (out / "manifest.json").read_text() == "new"
     assert renames == [], "the old export was moved aside instead of swapped"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
@@ -37,6 +37,6 @@ def test_without_force_an_existing_export_is_kept(tmp_path: Path) -> None:
     out.mkdir()
     (out / "manifest.json").write_text("old")
     new.mkdir()
-    with pytest.raises(exporters.OutputExistsError):
-        exporters._commit(new, out, force=False)
+    with pytest.raises(FileExistsError):
+        fileio.replace_dir(new, out, force=False)
     assert (out / "manifest.json").read_text() == "old"

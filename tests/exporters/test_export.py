@@ -141,7 +141,7 @@ def test_verify_command_reverifies(exports: Any) -> None:
 
 def test_verify_reports_a_mismatch(exports: Any, tmp_path: Path, capsys: Any) -> None:
     from nnx_build.cli import main
-    from nnx_build.exporters.weights import save_weights
+    from nnx_build.weights import save_weights
 
     out = tmp_path / "block"
     shutil.copytree(exports("block"), out)
@@ -157,7 +157,7 @@ def test_weights_file_weights_as_args_and_platforms(tmp_path: Path) -> None:
     from jax import export as jax_export
 
     from nnx_build.exporters import export
-    from nnx_build.exporters.weights import save_weights
+    from nnx_build.weights import save_weights
 
     trained = nnx_build.build(SEED / "autoencoder.yaml", seed=3)
     weights = tmp_path / "w.npz"

@@ -14,7 +14,7 @@ from nnx_build.cli import main
 from nnx_build.errors import NnxBuildError
 from nnx_build.exporters import export
 from nnx_build.exporters.errors import ConversionError, ExportError, OutputExistsError, WeightsError
-from nnx_build.exporters.weights import save_weights
+from nnx_build.weights import save_weights
 
 SEED = Path(__file__).resolve().parents[2] / "specs" / "seed"
 SPEC = SEED / "autoencoder.yaml"

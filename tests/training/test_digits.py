@@ -13,7 +13,7 @@ import pytest
 
 import nnx_build
 from nnx_build.cli import main
-from nnx_build.exporters.weights import load_weights
+from nnx_build.weights import load_weights
 from nnx_build.training.data import split_indices
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -116,13 +116,3 @@ def test_missing_file_and_unknown_suffix(tmp_path: Path) -> None:
     (tmp_path / "w.txt").write_text("hello")
     with pytest.raises(WeightsError, match="unknown weights format"):
         read_weights(tmp_path / "w.txt")
-
-
-def test_exporters_weights_reexports_the_package() -> None:
-    import nnx_build.exporters.weights as old
-    import nnx_build.weights as new
-
-    assert old.load_weights is new.load_weights and old.save_weights is new.save_weights
-    from nnx_build.exporters.errors import WeightsError as ExportersWeightsError
-
-    assert ExportersWeightsError is WeightsError

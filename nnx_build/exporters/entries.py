@@ -1,0 +1,169 @@
+"""What an export is made from: a built model, its entry points, and what verification needs.
+
+A :class:`Subject` comes from a spec (compiled, checked, built, weights loaded) or from a
+module nnx-build built (possibly changed since: a swapped layer, LoRA): the module carries
+its entry points (``nnx_build_scope``: the inputs, outputs and methods of the spec), so
+the export follows the module as it is now.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import MAIN, Entry, OutputInfo
+from .errors import ConversionError, ExportError
+from .manifest import spec_record
+
+__all__ = ["Subject", "from_model", "from_spec", "integer_ranges", "is_built_module", "trace_entries"]
+
+
+@dataclass
+class Subject:
+    """A model to export and what the manifest says about where it came from."""
+
+    model: Any
+    scope: Any  # the root ``Scope``: main graph, methods, input specs
+    dims: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def is_built_module(obj: Any) -> bool:
+    """True for a module nnx-build built (it carries its spec's entry points)."""
+    return getattr(obj, "nnx_build_scope", None) is not None and callable(obj)
+
+
+def from_spec(
+    spec: Any,
+    seed: int | None,
+    weights: str | os.PathLike[str] | None,
+    *,
+    step: int | None = None,
+    options: Any = None,
+) -> Subject:
+    """Compiles, checks and builds ``spec`` through the pipeline, then loads ``weights`` (the checkpoint's ``step``).
+
+    ``options`` (a :class:`nnx_build.pipeline.Options`) carries limits, budgets and plugins.
+    """
+    from .. import pipeline
+
+    opts = pipeline.make_options(options, seed=seed)
+    program = pipeline.compile(spec, opts)
+    report = pipeline.check(program, opts)
+    model = pipeline.allocate(program, opts, nbytes=report.total_bytes)
+    if weights is not None:
+        _load_weights(model, weights, step)
+    seed = program.spec.seed if opts.seed is None else opts.seed
+    return Subject(model, program.root, dict(program.dims), seed, spec_record(spec, program.spec.name))
+
+
+def from_model(model: Any, weights: str | os.PathLike[str] | None) -> Subject:
+    """A built module as it is now; ``weights`` are loaded into a copy (``model`` is not changed)."""
+    if not is_built_module(model):
+        raise ExportError(
+            f"cannot export a {type(model).__name__}: pass a spec (path, text or Spec) or a module built by "
+            "nnx_build.build (it carries the inputs, outputs and methods the export needs)"
+        )
+    if weights is not None:
+        from flax import nnx
+
+        model = nnx.clone(model)
+        _load_weights(model, weights, None)
+    scope = model.nnx_build_scope
+    record = {"name": scope.name, "path": None, "sha256": None, "source": "module"}
+    return Subject(model, scope, {}, None, record)
+
+
+def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None) -> None:
+    from ..weights import load_weights
+
+    path = Path(weights)
+    if step is not None and path.is_dir() and (path / str(step)).is_dir():
+        path = path / str(step)  # the checkpoint step that was exported, not the latest
+    load_weights(model, path)
+
+
+def trace_entries(model: Any, scope: Any) -> list[Entry]:
+    """``main`` (``__call__``) and every spec method, traced with symbolic shapes."""
+    import jax
+
+    from ..fastpath import fast_forward
+    from .common import symbolic_args
+
+    entries = []
+    for method in [None, *(m for m, _ in scope.methods)]:
+        name = MAIN if method is None else method
+        if method == MAIN:
+            raise ExportError(f"method name '{MAIN}' is reserved by the exporters for __call__; rename the method")
+        ff = fast_forward(model, method)
+        graph = scope.main if method is None else dict(scope.methods)[method]
+        if len(ff.inputs) != len(graph.inputs):
+            missing = [n for n in graph.inputs if n not in dict(graph.input_specs)]
+            raise ExportError(f"entry '{name}': input(s) {', '.join(missing)} have no shape and dtype in the spec; declare them to export")
+        try:
+            shapes = jax.eval_shape(ff.closed(), *symbolic_args(ff.inputs))
+        except Exception as e:
+            raise ConversionError(f"entry '{name}' cannot be traced with symbolic shapes: {e}") from e
+        leaves = tuple(shapes) if isinstance(shapes, tuple | list) else (shapes,)
+        out_names = list(ff.outputs)
+        if len(out_names) != len(leaves):
+            out_names = [f"output_{i}" for i in range(len(leaves))]
+        # an unnamed step's value (``_relu_3``) is exported as ``output`` / ``output_<i>``
+        out_names = [n if not n.startswith("_") else ("output" if len(leaves) == 1 else f"output_{i}") for i, n in enumerate(out_names)]
+        outputs = tuple(
+            OutputInfo(n, tuple(d if isinstance(d, int) else str(d) for d in s.shape), str(s.dtype))
+            for n, s in zip(out_names, leaves, strict=True)
+        )
+        entries.append(Entry(name, ff, ff.inputs, outputs))
+    return entries
+
+
+# ---- integer inputs: their real range -----------------------------------------------------
+
+
+def integer_ranges(model: Any, scope: Any) -> dict[str, dict[str, list[int]]]:
+    """``{entry: {input: [low, high)}}`` for inputs an ``Embed`` consumes (``[0, num_embeddings)``).
+
+    Walks the compiled graphs (into blocks); the embedding size is read from the module as
+    it is now, so a swapped embedding is followed. An input read by several embeddings
+    gets the smallest size.
+    """
+    out: dict[str, dict[str, list[int]]] = {}
+    for method in [None, *(m for m, _ in scope.methods)]:
+        graph = scope.main if method is None else dict(scope.methods)[method]
+        found: dict[str, int] = {}
+        _walk(model, graph, {n: n for n in graph.inputs}, found)
+        if found:
+            out[MAIN if method is None else method] = {k: [0, v] for k, v in found.items()}
+    return out
+
+
+def _walk(module: Any, graph: Any, origin: dict[str, str], found: dict[str, int]) -> None:
+    """Records ``found[input] = num_embeddings`` for each input of the outer graph an Embed reads."""
+    for node in graph.nodes:
+        args = [*node.args, *(v for _, v in node.kwargs)]
+        reads = [origin[a] for a in args if a in origin]
+        if not reads or node.kind not in ("layer", "block") or node.repeat is not None:
+            continue
+        sub = getattr(module, node.name, None)
+        if node.kind == "layer":
+            size = _num_embeddings(sub, node)
+            if size is not None:
+                for name in reads:
+                    found[name] = min(size, found.get(name, size))
+        elif node.block is not None and sub is not None:
+            inner = node.block.main
+            mapping = {i: origin[a] for i, a in zip(inner.inputs, node.args, strict=False) if a in origin}
+            mapping.update({k: origin[v] for k, v in node.kwargs if v in origin})
+            if mapping:
+                _walk(sub, inner, mapping, found)
+
+
+def _num_embeddings(layer: Any, node: Any) -> int | None:
+    size = getattr(layer, "num_embeddings", None)
+    if size is None and node.type == "Embed":
+        size = getattr(node.config, "num_embeddings", None)
+    return int(size) if isinstance(size, int) and size > 0 else None
