@@ -44,6 +44,9 @@ def check(
     """
     program = compile(spec, limits=limits)
     report, _ = abstract_check(program, spec_locator(program.spec), max_params=max_params, max_bytes=max_bytes)
+    from ..training import check_train  # the train: section, as nnx-build train checks it
+
+    check_train(program)
     return report
 
 

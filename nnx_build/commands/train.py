@@ -84,7 +84,8 @@ def train_cmd(
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
     console.print(
-        f"{type(trainer.model).__name__}: training {n_params:,} values ({', '.join(trainer.plan.wrt_names)}) on {n_train} examples, "
+        f"{type(trainer.model).__name__}: training {n_params:,} values of kind {', '.join(trainer.kinds)} "
+        f"(wrt {trainer.plan.wrt_description}) on {n_train} examples, "
         f"{n_eval} held out; batch {trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch"
     )
 

@@ -7,7 +7,9 @@ Layout (an ``orbax.checkpoint.CheckpointManager`` directory, one step per epoch 
                           layout, keys as strings: {"linear": {"kernel": ...}})
       <step>/opt_state/   the optimizer state's leaves {"0": ..., "1": ...} (the tree
                           structure comes from the optimizer the spec describes)
-      <step>/meta/        JSON: step, epoch, per-epoch history, spec name, wrt, seed
+      <step>/meta/        JSON: step, epoch, per-epoch history, wrt, seed and the run's
+                          fingerprint (model hash, optimizer, schedule, setup, data hash)
+                          that a resume must match
 
 Writes are atomic: orbax writes each step into a temporary folder
 (``<step>.orbax-checkpoint-tmp-*``) and renames it to ``<step>`` once every item is
@@ -103,6 +105,18 @@ class CheckpointStore:
         self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()
 
+    def read_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON metadata of ``step`` (default the latest), read before anything else is restored."""
+        ocp = _ocp()
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{self.directory} holds no checkpoint to resume from")
+        try:
+            out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{self.directory}: cannot read checkpoint {step}: {_first_line(e)}") from e
+        return dict(out["meta"])
+
     def restore(self, step: int | None, model_like: dict[str, Any], opt_like: list[Any]) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
         """Restores ``(flat model weights, optimizer leaves, meta)``; shapes must match the templates."""
         ocp = _ocp()
@@ -122,9 +136,14 @@ class CheckpointStore:
         try:
             out = self.manager.restore(step, args=args)
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {e}") from e
+            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {_first_line(e)}") from e
         leaves = [out["opt_state"][str(i)] for i in range(len(opt_like))]
         return nested_to_flat(out["model"]), leaves, dict(out["meta"])
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _tree_of(meta: Any) -> Any:
