@@ -78,8 +78,19 @@ def train_cmd(
     if out is not None and out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
 
+    if resume and not out.is_dir():
+        raise TrainError(f"--out {out} does not exist: there is nothing to resume; train without --resume to start")
+
     with err_console.status(f"building {spec} and reading {data}"):
         trainer = prepare(spec, data)
+    store = None
+    if resume:
+        store = CheckpointStore(out)
+        try:
+            trainer.check_resume(store)  # a changed spec, optimizer, schedule or data: refused before anything runs
+        except BaseException:
+            store.close()
+            raise
     total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
@@ -89,9 +100,8 @@ def train_cmd(
         f"{n_eval} held out; batch {trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch"
     )
 
-    store = None
-    if out is not None:
-        if out.exists() and any(out.iterdir()) and not resume:
+    if out is not None and store is None:
+        if out.exists() and any(out.iterdir()):
             if not force:
                 raise TrainError(f"{out} already holds checkpoints; pass --resume to continue them or --force to start over")
             shutil.rmtree(out)

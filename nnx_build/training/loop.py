@@ -160,8 +160,8 @@ class Trainer:
     def save(self, store: Any) -> None:
         store.save(self.step, self.weights(), jax.tree.leaves(self.state.opt_state), self.checkpoint_meta())
 
-    def restore(self, store: Any, step: int | None = None) -> None:
-        """Continues from a checkpoint of the same run; refuses one whose spec, optimizer, schedule or data differ."""
+    def check_resume(self, store: Any, step: int | None = None) -> dict[str, Any]:
+        """The checkpoint's metadata; ``TrainError`` if it is of another run (spec, optimizer, schedule, data)."""
         meta = store.read_meta(step)
         changed = compare_fingerprints(meta.get("fingerprint"), self.fingerprint())
         if changed:
@@ -172,6 +172,11 @@ class Trainer:
                 f"the checkpoint was written with {meta['steps_per_epoch']} steps per epoch, this run has "
                 f"{self.steps_per_epoch}: the data or batch size changed, so resuming would not continue the same run"
             )
+        return meta
+
+    def restore(self, store: Any, step: int | None = None) -> None:
+        """Continues from a checkpoint of the same run; refuses one whose spec, optimizer, schedule or data differ."""
+        self.check_resume(store, step)
         leaves, treedef = jax.tree.flatten(self.state.opt_state)
         weights, opt_leaves, meta = store.restore(step, self.weights(), leaves)
         self.step = int(meta["step"])

@@ -215,6 +215,13 @@ def test_refused_resume_prints_nothing_from_orbax_or_absl(run_dir: tuple[Path, P
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot resume from {out}: the optimizer changed"), r.stderr
     assert not any(w in r.stderr.lower() for w in ("absl", "orbax", "traceback", "warning"))
+    # a folder with a step that is not a checkpoint: orbax warns through absl, which must stay quiet
+    junk = out.parent / "junk"
+    (junk / "5").mkdir(parents=True)
+    cmd[cmd.index(str(out))] = str(junk)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "step 5 is not an nnx-build training checkpoint" in r.stderr, r.stderr
+    assert "absl" not in r.stderr.lower() and "traceback" not in r.stderr.lower()
 
 
 # ---- check validates the train: section ---------------------------------------------------------
@@ -252,3 +259,21 @@ def test_check_cli_reports_train_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["check", str(spec)]) == 2
     err = capsys.readouterr().err
     assert f"{spec}:" in err and "error[bad-value]" in err and "bta1" in err
+
+
+def test_resume_from_nothing_or_a_foreign_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "cls.yaml"
+    spec.write_text(INT_LOSS)
+    data = tmp_path / "d.npz"
+    np.savez(data, **_cls_data())
+    junk = tmp_path / "junk"
+    (junk / "5").mkdir(parents=True)
+    (junk / "notes.txt").write_text("not a checkpoint")
+    for out, said in ((tmp_path / "missing", "does not exist"), (tmp_path, "holds no checkpoint"),
+                      (junk, "step 5 is not an nnx-build training checkpoint")):
+        assert main(["train", str(spec), "--data", str(data), "--out", str(out), "--resume", "--no-progress"]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+        assert "absl" not in captured.err + captured.out and "Traceback" not in captured.err
+    assert not (tmp_path / "missing").exists()
