@@ -22,7 +22,14 @@ EpochsOpt = Annotated[
 CkptOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Checkpoint directory (orbax): model state, optimizer state, step; one per epoch.")
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in --out, exactly where it stopped.")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue from the latest checkpoint in --out, exactly where it stopped; refused when the spec's model, "
+        "the optimizer, the schedule, the training setup or the data changed since.",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
 
@@ -47,9 +54,10 @@ def train_cmd(
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
     The .npz holds one array per spec input and per target named under train.targets; a
-    held-out split (train.eval_split) is evaluated after every epoch. With --out, an orbax
-    checkpoint (model state, optimizer state, step) is written after every epoch, and
-    --resume continues the same run: same batches, same loss curve.
+    held-out split (train.eval_split) is evaluated after every epoch. The data is checked
+    before the first step (non-finite values, label dtype and range, target shapes). With
+    --out, an orbax checkpoint (model state, optimizer state, step) is written after every
+    epoch, and --resume continues the same run: same batches, same loss curve.
 
     Examples:
 
