@@ -1,9 +1,10 @@
 """The ``train:`` section of a spec, as pydantic models.
 
-Names (optimizers, schedules, gradient clipping, losses, metrics) are checked here
-against fixed lists, with a did-you-mean; their arguments are checked against the
-real optax signatures when training starts (:mod:`nnx_build.training.plan`), so
-loading a spec does not import optax.
+Names (optimizers, schedules, gradient clipping, losses, metrics) are checked here,
+with a did-you-mean: optax's names against fixed lists, losses and metrics against the
+tables of :mod:`nnx_build.training.objectives` (which import no JAX). Arguments are
+checked against the real signatures by ``nnx-build check`` and when training starts
+(:mod:`nnx_build.training.plan`), so loading a spec does not import optax.
 
 Example::
 

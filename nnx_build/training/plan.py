@@ -136,7 +136,11 @@ def _model_hash(spec: Any) -> str:
             return [strip(v) for v in x]
         return x
 
-    dumped = spec.model_dump(mode="json", exclude={"train", "tests", "doc", "max_params", "max_bytes", "methods"})
+    exclude = {"train", "tests", "doc", "max_params", "max_bytes", "methods"}
+    try:
+        dumped = spec.model_dump(mode="json", exclude=exclude)
+    except (TypeError, ValueError):  # a value pydantic cannot turn into JSON: its str() is stable enough
+        dumped = spec.model_dump(exclude=exclude)
     text = json.dumps(strip(dumped), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
