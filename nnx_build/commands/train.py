@@ -86,13 +86,13 @@ def train_cmd(
     if out is not None and out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
 
-    if resume and not out.is_dir():
+    if resume and out is not None and not out.is_dir():
         raise TrainError(f"--out {out} does not exist: there is nothing to resume; train without --resume to start")
 
     with err_console.status(f"building {spec} and reading {data}"):
         trainer = prepare(spec, data)
     store = None
-    if resume:
+    if resume and out is not None:
         store = CheckpointStore(out)
         try:
             trainer.check_resume(store)  # a changed spec, optimizer, schedule or data: refused before anything runs
