@@ -55,6 +55,7 @@ def _cls_data(n: int = 48, **override: np.ndarray) -> dict[str, np.ndarray]:
 # ---- wrt: exclude kinds that NNX filters would match as subclasses ---------------------------
 
 
+@pytest.mark.slow
 def test_residual_frozen_gain_stays_frozen_bit_for_bit() -> None:
     trainer = prepare(RESIDUAL, _residual_data())
     assert issubclass(type(trainer.model.gain), nnx.Param)  # a Param kind: [Param] alone would train it
@@ -67,6 +68,7 @@ def test_residual_frozen_gain_stays_frozen_bit_for_bit() -> None:
     assert set(changed) == set(before) - {"gain"}  # every other parameter moved
 
 
+@pytest.mark.slow
 def test_wrt_param_alone_trains_the_declared_subkind_and_says_so() -> None:
     spec = RESIDUAL.read_text().replace("wrt: {include: [Param], exclude: [Frozen]}", "wrt: [Param]")
     trainer = prepare(spec, _residual_data())
