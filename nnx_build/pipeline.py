@@ -120,15 +120,17 @@ def check(program: Program, options: Options | None = None) -> Report:
 
 
 def check_sections(program: Program) -> None:
-    """The sections a build does not read (``tests:``), validated without running them.
+    """The sections a build does not read (``train:``, ``tests:``), validated as
+    ``nnx-build train`` and ``nnx-build test`` would, without running them.
 
     Raises:
       SpecErrors: every problem of those sections, located.
     """
     from .errors import SpecErrors
     from .testing.cases import validate_tests
+    from .training.plan import validate_train
 
-    if errors := validate_tests(program.spec, program):
+    if errors := [*validate_train(program.spec, program), *validate_tests(program.spec, program)]:
         raise SpecErrors(errors)
 
 

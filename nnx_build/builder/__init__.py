@@ -50,7 +50,8 @@ def check(
       a :class:`Report` with parameter counts by kind, bytes, per-step shapes.
     Raises:
       SpecErrors: schema, reference, shape and budget problems, all located; then
-        the problems of the ``tests:`` section (see ``nnx_build.testing.validate_tests``).
+        the problems of the ``train:`` and ``tests:`` sections (see
+        :func:`nnx_build.pipeline.check_sections`).
     """
     opts = pipeline.make_options(options, max_params=max_params, max_bytes=max_bytes, limits=limits, plugins=plugins)
     program = pipeline.compile(spec, opts)

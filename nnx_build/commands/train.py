@@ -18,12 +18,19 @@ DataOpt = Annotated[
     Path, typer.Option("--data", "-d", help="An .npz with one array per spec input and per train target (examples first).")
 ]
 EpochsOpt = Annotated[
-    int | None, typer.Option("--epochs", "-e", min=1, help="Stop after N epochs in total, resumed ones included [default: train.epochs].")
+    int | None, typer.Option("--epochs", "-e", min=0, help="Stop after N epochs in total, resumed ones included (0: set up and check the data only) [default: train.epochs].")
 ]
 CkptOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Checkpoint directory (orbax): model state, optimizer state, step; one per epoch.")
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in --out, exactly where it stopped.")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue from the latest checkpoint in --out, exactly where it stopped; refused when the spec's model, "
+        "the optimizer, the schedule, the training setup or the data changed since.",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
 
@@ -51,9 +58,10 @@ def train_cmd(
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
     The .npz holds one array per spec input and per target named under train.targets; a
-    held-out split (train.eval_split) is evaluated after every epoch. With --out, an orbax
-    checkpoint (model state, optimizer state, step) is written after every epoch, and
-    --resume continues the same run: same batches, same loss curve.
+    held-out split (train.eval_split) is evaluated after every epoch. The data is checked
+    before the first step (non-finite values, label dtype and range, target shapes). With
+    --out, an orbax checkpoint (model state, optimizer state, step) is written after every
+    epoch, and --resume continues the same run: same batches, same loss curve.
 
     Examples:
 
@@ -82,19 +90,30 @@ def train_cmd(
     if out is not None and out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
 
+    if resume and out is not None and not out.is_dir():
+        raise TrainError(f"--out {out} does not exist: there is nothing to resume; train without --resume to start")
+
     with err_console.status(f"building {spec} and reading {data}"):
         trainer = prepare(spec, data, options=options)
+    store = None
+    if resume and out is not None:
+        store = CheckpointStore(out)
+        try:
+            trainer.check_resume(store)  # a changed spec, optimizer, schedule or data: refused before anything runs
+        except BaseException:
+            store.close()
+            raise
     total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
     console.print(
-        f"{type(trainer.model).__name__}: training {n_params:,} values ({', '.join(trainer.plan.wrt_names)}) on {n_train} examples, "
+        f"{type(trainer.model).__name__}: training {n_params:,} values of kind {', '.join(trainer.kinds)} "
+        f"(wrt {trainer.plan.wrt_description}) on {n_train} examples, "
         f"{n_eval} held out; batch {trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch"
     )
 
-    store = None
-    if out is not None:
-        if out.exists() and any(out.iterdir()) and not resume:
+    if out is not None and store is None:
+        if out.exists() and any(out.iterdir()):
             if not force:
                 raise TrainError(f"{out} already holds checkpoints; pass --resume to continue them or --force to start over")
             shutil.rmtree(out)

@@ -1,9 +1,10 @@
 """The ``train:`` section of a spec, as pydantic models.
 
-Names (optimizers, schedules, gradient clipping, losses, metrics) are checked here
-against fixed lists, with a did-you-mean; their arguments are checked against the
-real optax signatures when training starts (:mod:`nnx_build.training.plan`), so
-loading a spec does not import optax.
+Names (optimizers, schedules, gradient clipping, losses, metrics) are checked here,
+with a did-you-mean: optax's names against fixed lists, losses and metrics against the
+tables of :mod:`nnx_build.training.objectives` (which import no JAX). Arguments are
+checked against the real signatures by ``nnx-build check`` and when training starts
+(:mod:`nnx_build.training.plan`), so loading a spec does not import optax.
 
 Example::
 
@@ -17,7 +18,7 @@ Example::
                         warmup_steps: 50, decay_steps: "${total_steps}"}
         weight_decay: 0.0001
       clip: 1.0                                  # clip_by_global_norm(1.0)
-      wrt: [Param]
+      wrt: [Param]                               # or {include: [Param], exclude: [Frozen]}
       batch_size: 64
       epochs: 12
       seed: 0
@@ -30,14 +31,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from ..training.objectives import LOSSES, METRICS
 from .common import DTypeName
 
 __all__ = [
     "CLIPS",
     "ClipSpec",
-    "LOSSES",
+    "LOSS_NAMES",
     "LossSpec",
-    "METRICS",
+    "METRIC_NAMES",
     "MetricSpec",
     "OPTIMIZERS",
     "OptimizerSpec",
@@ -45,6 +47,7 @@ __all__ = [
     "ScheduleSpec",
     "TargetSpec",
     "TrainSpec",
+    "WrtSpec",
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
@@ -64,27 +67,9 @@ SCHEDULES = (
 )
 #: optax gradient transformations applied before the optimizer
 CLIPS = ("clip", "clip_by_global_norm", "clip_by_block_rms", "adaptive_grad_clip")
-#: losses: name -> one-line description (the functions live in nnx_build.training.registry)
-LOSSES = {
-    "mean_squared_error": "mean of (prediction - target)**2",
-    "mean_absolute_error": "mean of |prediction - target|",
-    "huber": "optax.huber_loss (delta)",
-    "log_cosh": "optax.log_cosh",
-    "softmax_cross_entropy": "optax.softmax_cross_entropy; targets are probabilities (one-hot)",
-    "softmax_cross_entropy_with_integer_labels": "optax.softmax_cross_entropy_with_integer_labels (label_smoothing)",
-    "sigmoid_binary_cross_entropy": "optax.sigmoid_binary_cross_entropy; targets in [0, 1]",
-    "sigmoid_focal_loss": "optax.sigmoid_focal_loss (alpha, gamma)",
-    "hinge": "optax.hinge_loss; targets in {-1, 1}",
-    "cosine_distance": "optax.cosine_distance",
-}
-#: metrics: name -> one-line description
-METRICS = {
-    "accuracy": "argmax of the prediction equals the integer label (or the argmax of one-hot targets)",
-    "top_k_accuracy": "the label is among the k largest predictions (k)",
-    "binary_accuracy": "(prediction > threshold) equals the 0/1 target (threshold, default 0: logits)",
-    "mean_squared_error": "mean of (prediction - target)**2",
-    "mean_absolute_error": "mean of |prediction - target|",
-}
+#: loss and metric names come from the tables of nnx_build.training.objectives (no JAX import)
+LOSS_NAMES = tuple(LOSSES)
+METRIC_NAMES = tuple(METRICS)
 
 
 def _choice(kind: str, names: Any) -> Any:
@@ -151,7 +136,7 @@ class LossSpec(_Named):
     ``output`` defaults to the model's only (or first) output, ``target`` to the only target.
     """
 
-    type: Annotated[str, _choice("loss", list(LOSSES)), Field(json_schema_extra={"enum": list(LOSSES)})]
+    type: Annotated[str, _choice("loss", LOSS_NAMES), Field(json_schema_extra={"enum": list(LOSS_NAMES)})]
     output: Name | None = Field(default=None, description="a model output; default the first")
     target: Name | None = Field(default=None, description="a target array; default the only one")
     weight: float = Field(default=1.0, description="factor of this term in the total loss")
@@ -160,7 +145,7 @@ class LossSpec(_Named):
 class MetricSpec(_Named):
     """A metric computed on each batch and on the held-out split: ``accuracy`` or ``{type: top_k_accuracy, k: 5}``."""
 
-    type: Annotated[str, _choice("metric", list(METRICS)), Field(json_schema_extra={"enum": list(METRICS)})]
+    type: Annotated[str, _choice("metric", METRIC_NAMES), Field(json_schema_extra={"enum": list(METRIC_NAMES)})]
     output: Name | None = None
     target: Name | None = None
     name: Name | None = Field(default=None, description="key in the reported metrics; default the type")
@@ -182,6 +167,19 @@ class TargetSpec(BaseModel):
         return {"dtype": data} if isinstance(data, str) else data
 
 
+class WrtSpec(BaseModel):
+    """Variable kinds that train: the ``include`` kinds and the kinds declared on them, minus ``exclude``.
+
+    NNX kind filters match subclasses: ``include: [Param]`` also trains ``LoRAParam`` and every
+    kind declared with ``base: Param``; ``exclude: [Frozen]`` leaves such a kind alone.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    include: list[Name] = Field(default_factory=lambda: ["Param"], min_length=1, description="kinds that train (with their subkinds)")
+    exclude: list[Name] = Field(default_factory=list, description="kinds (and their subkinds) that do not train")
+
+
 class TrainSpec(BaseModel):
     """How ``nnx-build train`` trains the model."""
 
@@ -196,7 +194,11 @@ class TrainSpec(BaseModel):
         default_factory=lambda: OptimizerSpec(type="adam", learning_rate=1e-3), description="an optax optimizer by name"
     )
     clip: ClipSpec | None = Field(default=None, description="gradient clipping; a number is clip_by_global_norm")
-    wrt: list[str] = Field(default_factory=lambda: ["Param"], description="variable kinds that train (Param, LoRAParam, a declared kind)")
+    wrt: list[str] | WrtSpec = Field(
+        default_factory=lambda: ["Param"],
+        description="variable kinds that train (Param, LoRAParam, a declared kind; with their subkinds), "
+        "or {include: [...], exclude: [...]}",
+    )
     batch_size: int = Field(default=32, gt=0)
     epochs: int = Field(default=10, ge=0)
     seed: int = Field(default=0, description="seed of the held-out split, the data order and dropout")
@@ -221,3 +223,13 @@ class TrainSpec(BaseModel):
     @property
     def losses(self) -> list[LossSpec]:
         return list(self.loss)
+
+    @property
+    def wrt_include(self) -> list[str]:
+        """The kinds that train, with their subkinds."""
+        return list(self.wrt.include if isinstance(self.wrt, WrtSpec) else self.wrt)
+
+    @property
+    def wrt_exclude(self) -> list[str]:
+        """The kinds (and subkinds) that ``wrt`` leaves out."""
+        return list(self.wrt.exclude) if isinstance(self.wrt, WrtSpec) else []

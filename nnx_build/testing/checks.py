@@ -383,8 +383,11 @@ def check_train_step(run: _CaseRun, graph: Any, inputs: dict[str, Any]) -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
     from flax import nnx
+
+    from ..training import LOSSES, make_train_step
+    from ..training.objectives import lookup
+    from ..training.registry import optax_fn
 
     ts = run.case.train_step
     assert ts is not None
@@ -406,30 +409,22 @@ def check_train_step(run: _CaseRun, graph: Any, inputs: dict[str, Any]) -> None:
 
     probe = jax.eval_shape(lambda: forward(nnx.clone(model), inputs))
     rng = np.random.default_rng(run.case.data_seed + 1)
-    if ts.loss == "cross_entropy":
+    loss = lookup(LOSSES, ts.loss)  # the loss table `train` uses ("mse", "cross_entropy" are aliases)
+    if loss.target == "labels":
         target = jnp.asarray(rng.integers(0, probe.shape[-1], size=probe.shape[:-1]), jnp.int32)
-
-        def loss_fn(m: Any, inputs: dict[str, Any], labels: Any) -> Any:
-            logits = forward(m, inputs).astype(jnp.float32)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
     else:
         target = jnp.asarray(rng.standard_normal(probe.shape), jnp.float32)
-
-        def loss_fn(m: Any, inputs: dict[str, Any], target: Any) -> Any:
-            return jnp.mean((forward(m, inputs).astype(jnp.float32) - target) ** 2)
-
-    tx = optax.sgd(ts.learning_rate) if ts.optimizer == "sgd" else optax.adam(ts.learning_rate)
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-    @nnx.jit
-    def step(m: Any, opt: Any, inputs: dict[str, Any], target: Any) -> Any:
-        loss, grads = nnx.value_and_grad(loss_fn)(m, inputs, target)
-        opt.update(m, grads)
-        return loss
-
+    step = make_train_step(
+        model,
+        lambda m, b: {"loss": loss.fn(forward(m, b["inputs"]).astype(jnp.float32), b["target"])},
+        optax_fn("optimizer", ts.optimizer)(learning_rate=ts.learning_rate),
+    )
+    state, data, losses = step.init(), {"inputs": inputs, "target": target}, []
     try:
         # steps + 1 calls: the last returns the loss after `steps` updates (its own update is not looked at)
-        losses = [step(model, optimizer, inputs, target) for _ in range(ts.steps + 1)]
+        for _ in range(ts.steps + 1):
+            state, values = step(state, data)
+            losses.append(values["loss"])
     except Exception as e:  # noqa: BLE001
         run.fail("train_step", f"the training step raised {type(e).__name__}: {_first_line(e)}")
         return

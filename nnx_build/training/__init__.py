@@ -8,33 +8,56 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .checkpoint import CheckpointError, CheckpointStore, read_model_weights
-from .data import DataError, Dataset, load_data
-from .loop import EpochResult, FitResult, Trainer, TrainError
-from .plan import Plan, make_plan
-from .registry import TrainSetupError
+# public name -> module; imported on first use, so the loss and metric tables
+# (nnx_build.training.objectives, read by the schema) come without JAX
+_EXPORTS: dict[str, str] = {
+    "CheckpointError": "checkpoint",
+    "CheckpointStore": "checkpoint",
+    "read_model_weights": "checkpoint",
+    "DataError": "data",
+    "Dataset": "data",
+    "load_data": "data",
+    "EpochResult": "loop",
+    "FitResult": "loop",
+    "TrainError": "loop",
+    "Trainer": "loop",
+    "Plan": "plan",
+    "make_plan": "plan",
+    "validate_train": "plan",
+    "check_train": "plan",
+    "TrainSetupError": "registry",
+    "TrainState": "step",
+    "TrainStep": "step",
+    "make_train_step": "step",
+    "LOSSES": "objectives",
+    "METRICS": "objectives",
+    "Objective": "objectives",
+}
 
-__all__ = [
-    "CheckpointError",
-    "CheckpointStore",
-    "DataError",
-    "Dataset",
-    "EpochResult",
-    "FitResult",
-    "Plan",
-    "TrainError",
-    "TrainSetupError",
-    "Trainer",
-    "load_data",
-    "make_plan",
-    "prepare",
-    "read_model_weights",
-    "train",
-]
+__all__ = sorted([*_EXPORTS, "prepare", "train"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nnx_build.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointError, CheckpointStore, read_model_weights
+    from .data import DataError, Dataset, load_data
+    from .loop import EpochResult, FitResult, Trainer, TrainError
+    from .objectives import LOSSES, METRICS, Objective
+    from .plan import Plan, check_train, make_plan, validate_train
+    from .registry import TrainSetupError
+    from .step import TrainState, TrainStep, make_train_step
 
 
 def prepare(
@@ -46,6 +69,9 @@ def prepare(
     """
     from .. import pipeline
     from ..spec_io import spec_locator
+    from .data import load_data
+    from .loop import Trainer
+    from .plan import make_plan
 
     options = pipeline.make_options(options, seed=seed)
     program = pipeline.compile(spec, options)
@@ -74,6 +100,8 @@ def train(
       out: checkpoint directory (orbax); a checkpoint after every epoch.
       resume: continue from the latest checkpoint in ``out``.
     """
+    from .checkpoint import CheckpointStore
+
     trainer = prepare(spec, data)
     if out is None:
         return trainer.model, trainer.fit(epochs, resume=resume, on_epoch=on_epoch)

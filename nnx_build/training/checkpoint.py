@@ -7,7 +7,9 @@ Layout (an ``orbax.checkpoint.CheckpointManager`` directory, one step per epoch 
                           layout, keys as strings: {"linear": {"kernel": ...}})
       <step>/opt_state/   the optimizer state's leaves {"0": ..., "1": ...} (the tree
                           structure comes from the optimizer the spec describes)
-      <step>/meta/        JSON: step, epoch, per-epoch history, spec name, wrt, seed
+      <step>/meta/        JSON: step, epoch, per-epoch history, wrt, seed and the run's
+                          fingerprint (model hash, optimizer, schedule, setup, data hash)
+                          that a resume must match
 
 Writes are atomic: orbax writes each step into a temporary folder
 (``<step>.orbax-checkpoint-tmp-*``) and renames it to ``<step>`` once every item is
@@ -20,7 +22,10 @@ flat ``{"linear/kernel": array}`` dict the exporters' weights loader uses.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,18 @@ def _ocp() -> Any:
     return ocp
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Orbax's absl log lines (``WARNING:absl:Metadata file does not exist``) stay off the terminal."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _abstract(tree: Any) -> Any:
     import jax
 
@@ -78,7 +95,8 @@ class CheckpointStore:
         ocp = _ocp()
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        with _quiet():
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def __enter__(self) -> CheckpointStore:
         return self
@@ -87,10 +105,12 @@ class CheckpointStore:
         self.close()
 
     def close(self) -> None:
-        self.manager.close()
+        with _quiet():
+            self.manager.close()
 
     def latest_step(self) -> int | None:
-        return self.manager.latest_step()
+        with _quiet():
+            return self.manager.latest_step()
 
     def save(self, step: int, model: dict[str, Any], opt_leaves: list[Any], meta: dict[str, Any]) -> None:
         """Saves flat model weights, the optimizer state's leaves and JSON metadata at ``step``."""
@@ -100,8 +120,23 @@ class CheckpointStore:
             opt_state=ocp.args.StandardSave({str(i): leaf for i, leaf in enumerate(opt_leaves)}),
             meta=ocp.args.JsonSave(meta),
         )
-        self.manager.save(step, args=args, force=True)
-        self.manager.wait_until_finished()
+        with _quiet():
+            self.manager.save(step, args=args, force=True)
+            self.manager.wait_until_finished()
+
+    def read_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON metadata of ``step`` (default the latest), read before anything else is restored."""
+        ocp = _ocp()
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{self.directory} holds no checkpoint to resume from; train without --resume to start a run there")
+        try:
+            with _quiet():
+                out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{self.directory}: step {step} is not an nnx-build training checkpoint "
+                                  f"({_first_line(e).strip(repr(chr(39)))})") from e
+        return dict(out["meta"])
 
     def restore(self, step: int | None, model_like: dict[str, Any], opt_like: list[Any]) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
         """Restores ``(flat model weights, optimizer leaves, meta)``; shapes must match the templates."""
@@ -109,7 +144,8 @@ class CheckpointStore:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"{self.directory} holds no checkpoint to resume from")
-        saved = self.manager.item_metadata(step)
+        with _quiet():
+            saved = self.manager.item_metadata(step)
         saved_model = nested_to_flat(_tree_of(saved["model"])) if saved and saved.get("model") is not None else None
         if saved_model is not None:
             _compare(saved_model, model_like, self.directory)
@@ -120,11 +156,17 @@ class CheckpointStore:
             meta=ocp.args.JsonRestore(),
         )
         try:
-            out = self.manager.restore(step, args=args)
+            with _quiet():
+                out = self.manager.restore(step, args=args)
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {e}") from e
+            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {_first_line(e)}") from e
         leaves = [out["opt_state"][str(i)] for i in range(len(opt_like))]
         return nested_to_flat(out["model"]), leaves, dict(out["meta"])
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _tree_of(meta: Any) -> Any:

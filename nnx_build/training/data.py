@@ -7,7 +7,8 @@ run resumed from a checkpoint sees exactly the batches an uninterrupted run woul
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,11 @@ __all__ = ["DataError", "Dataset", "epoch_order", "load_data", "split_indices"]
 
 
 class DataError(NnxBuildError):
-    """The data file does not fit the spec's inputs and targets."""
+    """The data file does not fit the spec's inputs and targets: ``FILE: error[code]: message``."""
+
+    def __init__(self, message: str, *, source: str | None = None, code: str = "bad-data"):
+        self.source, self.code, self.message = source, code, message
+        super().__init__(f"{source}: error[{code}]: {message}" if source else message)
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Dataset:
     train_idx: np.ndarray
     eval_idx: np.ndarray
     source: str = "<arrays>"
+    #: the dtype of each array as stored, before the cast to the spec's dtype
+    stored_dtypes: dict[str, np.dtype] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -57,9 +64,27 @@ def _check_shape(name: str, arr: np.ndarray, shape: Any, what: str, source: str)
     got = list(arr.shape[1:])
     if len(want) != len(got) or any(isinstance(w, int) and w != g for w, g in zip(want, got, strict=False)):
         shown = ", ".join(str(d) for d in shape)
-        raise DataError(
-            f"{source}: array '{name}' has shape {tuple(arr.shape)}; {what} '{name}' needs ({shown}) (examples first)"
-        )
+        raise DataError(f"array '{name}' has shape {tuple(arr.shape)}; {what} '{name}' needs ({shown}) (examples first)",
+                        source=source, code="shape-mismatch")
+
+
+def _read_npz(p: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``; a located error for anything else (a missing file, ``.npy``, CSV, pickle)."""
+    fix = "save the arrays with np.savez(PATH, x=..., y=...)"
+    if not p.is_file():
+        raise DataError(f"data file {p} does not exist" if not p.exists() else f"data path {p} is not a file; {fix}",
+                        source=str(p), code="no-file")
+    with p.open("rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise DataError(f"this is a single .npy array, not an .npz of named arrays; {fix}", source=str(p), code="not-npz")
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"this is not an .npz (a zip of named .npy arrays); {fix}", source=str(p), code="not-npz")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            return {k: np.asarray(f[k]) for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"cannot read this .npz: {e}; {fix}", source=str(p), code="not-npz") from e
 
 
 def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Dataset:
@@ -68,15 +93,9 @@ def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Datas
     if isinstance(path, dict):
         raw = {k: np.asarray(v) for k, v in path.items()}
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"data file {p} does not exist")
-        try:
-            with np.load(p, allow_pickle=False) as f:
-                raw = {k: np.asarray(f[k]) for k in f.files}
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read data file {p}: {e}") from e
+        raw = _read_npz(Path(path))
     arrays: dict[str, np.ndarray] = {}
+    stored: dict[str, np.dtype] = {}
     missing = []
     wanted: list[tuple[str, str, Any, Any]] = [
         (n, "input", plan.input_specs[n].shape if n in plan.input_specs else None,
@@ -90,19 +109,33 @@ def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Datas
             continue
         arr = raw[name]
         if arr.ndim == 0:
-            raise DataError(f"{source}: array '{name}' is a scalar; it needs one row per example")
+            raise DataError(f"array '{name}' is a scalar; it needs one row per example", source=source, code="shape-mismatch")
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"array '{name}' holds {arr.dtype} values; {what}s are numbers (bool, int or float)",
+                            source=source, code="bad-dtype")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            value = arr[tuple(bad)]
+            raise DataError(f"{what} '{name}' holds {np.count_nonzero(~np.isfinite(arr))} non-finite value(s), the first "
+                            f"{value} at index {tuple(int(i) for i in bad)}; remove or replace those examples "
+                            f"(np.nan_to_num, or drop rows where ~np.isfinite({name}).all(axis=...))",
+                            source=source, code="not-finite")
         if shape is not None:
             _check_shape(name, arr, shape, what, source)
+        stored[name] = arr.dtype
         if dtype is not None:
             arr = arr.astype(np.dtype(str(dtype)), copy=False)
         arrays[name] = arr
     if missing:
-        raise DataError(f"{source} has no array for {', '.join(missing)}; its arrays: {', '.join(sorted(raw)) or '(none)'}")
+        raise DataError(f"no array for {', '.join(missing)}; its arrays: {', '.join(sorted(raw)) or '(none)'}",
+                        source=source, code="missing-array")
     sizes = {k: v.shape[0] for k, v in arrays.items()}
     if len(set(sizes.values())) > 1:
-        raise DataError(f"{source}: arrays have different numbers of examples: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+        raise DataError("arrays have different numbers of examples: " + ", ".join(f"{k} {v}" for k, v in sizes.items()),
+                        source=source, code="shape-mismatch")
     n = next(iter(sizes.values()))
     train_idx, eval_idx = split_indices(n, plan.train.eval_split, plan.train.seed)
     if len(train_idx) == 0:
-        raise DataError(f"{source}: no training examples left after holding out {plan.train.eval_split:.0%} of {n}")
-    return Dataset(arrays, train_idx, eval_idx, source)
+        raise DataError(f"no training examples left after holding out {plan.train.eval_split:.0%} of {n}",
+                        source=source, code="too-few-examples")
+    return Dataset(arrays, train_idx, eval_idx, source, stored)

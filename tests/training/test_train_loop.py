@@ -45,8 +45,8 @@ def test_loss_falls_and_model_gets_the_weights(reg_npz: Path) -> None:
     assert result.history[-1]["eval"]["loss"] < result.history[0]["eval"]["loss"]
     assert result.step == 6 * trainer.steps_per_epoch
     # the fast path: one pure jax.jit step, compiled once for every step of the run
-    assert isinstance(trainer._train_step, type(jax.jit(lambda x: x)))
-    assert trainer._train_step._cache_size() == 1
+    assert isinstance(trainer.train_step.compiled, type(jax.jit(lambda x: x)))
+    assert trainer.train_step.compiled._cache_size() == 1
     after = flat_weights(trainer.model)
     assert not np.array_equal(before["linear/kernel"], after["linear/kernel"])  # written back
     assert not np.array_equal(before["bn/mean"], after["bn/mean"])  # batch statistics updated

@@ -12,7 +12,10 @@ from nnx_build.builder import compile as compile_spec
 from nnx_build.errors import SpecErrors
 from nnx_build.spec_io import load_spec, spec_locator
 from nnx_build.training import make_plan
-from nnx_build.training.registry import LOSS_FNS, METRIC_FNS
+from nnx_build.training.objectives import LOSSES, METRICS
+
+LOSS_FNS = {name: entry.fn for name, entry in LOSSES.items()}
+METRIC_FNS = {name: entry.fn for name, entry in METRICS.items()}
 
 from train_helpers import REG_SPEC
 
