@@ -220,8 +220,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate_document(doc: Document) -> Any:
-    """Validates parsed data as a :class:`Spec` (raises :class:`SpecErrors`)."""
+def validate_document(doc: Document, more: Callable[[Any], list[SpecError]] | None = None) -> Any:
+    """Validates parsed data as a :class:`Spec` (raises :class:`SpecErrors`).
+
+    On failure the broken parts are set aside and, when the rest is a valid spec,
+    ``more(spec)`` adds the problems a later stage finds in it (the compiler's), so one
+    run reports them all.
+    """
     from .schemas.spec import Spec
 
     if not isinstance(doc.data, dict):
@@ -234,18 +239,13 @@ def validate_document(doc: Document) -> Any:
         errors = pydantic_errors(e, (), locator(doc), Spec, doc.data)
     # all problems in one run: set the broken parts aside and check the rest too
     repaired = _repair(doc.data, [err.path for err in errors])
-    if repaired is not None:
+    if repaired is not None and more is not None:
         try:
             spec = Spec.model_validate(repaired)
         except ValidationError:
             spec = None
         if spec is not None:
-            from .builder.program import compile_spec
-
-            try:
-                compile_spec(spec, locator(doc))
-            except SpecErrors as more:
-                errors += more.errors
+            errors += more(spec)
     raise SpecErrors(errors)
 
 

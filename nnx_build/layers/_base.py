@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..registry import CheckFn, register
+from ..layer_table import CheckFn, register
 from ..schemas.common import Config
 
 __all__ = ["nnx_layer", "op", "feature_check"]
