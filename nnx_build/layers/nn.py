@@ -11,7 +11,7 @@ from flax import nnx
 from flax.core import FrozenDict
 from pydantic import Field, field_validator, model_validator
 
-from ..registry import CheckFn
+from ..layer_table import CheckFn, Problem
 from ..schemas.common import Config, DType, Init, Padding, Precision
 from ._base import feature_check, nnx_layer
 
@@ -129,7 +129,32 @@ class ConvConfig(Config):
     bias_init: Init | None = None
 
 
-nnx_layer(ConvConfig, nnx.Conv, check=feature_check("in_features", what="the channel (last) dimension"))
+def _conv_check(cfg: Any, x: Any, *rest: Any, **kw: Any) -> str | None:
+    """The channel check, and an integer ``kernel_size`` on two or more spatial dims.
+
+    NNX reads an integer kernel size as a 1-D window and folds the other spatial dims
+    into the batch: on ``(batch, H, W, C)`` ``kernel_size: 7`` silently convolves W only.
+    """
+    problem = feature_check("in_features", what="the channel (last) dimension")(cfg, x, *rest, **kw)
+    if problem:
+        return problem
+    spatial = len(x.shape) - 2
+    if isinstance(cfg.kernel_size, int) and spatial >= 2:
+        fix = "[" + ", ".join([str(cfg.kernel_size)] * spatial) + "]"
+        return Problem(
+            f"has an integer kernel_size {cfg.kernel_size} on an input with {spatial} spatial dims "
+            f"{_fmt(x.shape)}, which NNX reads as a 1-D window (a convolution over the last spatial dim only); "
+            f"write kernel_size: {fix}",
+            field="kernel_size",
+        )
+    return None
+
+
+def _fmt(shape: Any) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+nnx_layer(ConvConfig, nnx.Conv, check=_conv_check)
 
 
 # ---- helpers for checks ----------------------------------------------------------------
@@ -318,7 +343,7 @@ class ConvTransposeConfig(Config):
     preferred_element_type: DType | None = None
 
 
-nnx_layer(ConvTransposeConfig, nnx.ConvTranspose, check=feature_check("in_features", what="the channel (last) dimension"))
+nnx_layer(ConvTransposeConfig, nnx.ConvTranspose, check=_conv_check)
 
 
 # ---- normalisation ------------------------------------------------------------------------
