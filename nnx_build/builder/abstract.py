@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SpecError, SpecErrors
-from .module import _CHECK, _KINDS, CheckContext, Poison, instantiate
+from .module import CheckContext, Poison, checking, instantiate
 from .program import Node, Program
 
 __all__ = ["Report", "StepRow", "abstract_check", "count_variables"]
@@ -131,7 +131,6 @@ def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -
 
 
 def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> CheckContext:
-    ctx = CheckContext(locate=locate)
     graphdef, state = nnx.split(abstract)
     structs = _input_structs(program, symbolic)
 
@@ -141,16 +140,12 @@ def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> Ch
         out = model(**inputs)
         return jax.tree.map(lambda v: None if isinstance(v, Poison) else v, out, is_leaf=lambda v: isinstance(v, Poison))
 
-    token = _CHECK.set(ctx)
-    ktoken = _KINDS.set(program.kind_classes)
-    try:
-        out = jax.eval_shape(fwd, state, structs)
-    except SpecError as e:  # raised from inside a transform
-        ctx.errors.append(e)
-        out = None
-    finally:
-        _CHECK.reset(token)
-        _KINDS.reset(ktoken)
+    with checking(locate) as ctx:
+        try:
+            out = jax.eval_shape(fwd, state, structs)
+        except SpecError as e:  # raised from inside a transform
+            ctx.errors.append(e)
+            out = None
     ctx.shapes[("__outputs__",)] = out
     return ctx
 
@@ -184,13 +179,8 @@ def abstract_check(
         (``too-many-params``, ``too-many-bytes``).
     """
     spec = program.spec
-    ctx = CheckContext(locate=locate)
-    token = _CHECK.set(ctx)
-    try:
-        with _cheap_tracer_errors():
-            abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
-    finally:
-        _CHECK.reset(token)
+    with checking(locate) as ctx, _cheap_tracer_errors():
+        abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
     if ctx.errors:
         raise SpecErrors(ctx.errors)
     counts, nbytes = count_variables(abstract)
