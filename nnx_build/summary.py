@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .builder.abstract import Report, _human_bytes
+from .builder.abstract import Report, human_bytes
 from .builder.program import Program
 
 __all__ = ["forward_on_zeros", "print_summary", "summary_table"]
@@ -21,17 +21,17 @@ def summary_table(report: Report, title: str | None = None) -> Any:
     table.add_column("output shape")
     for kind in kinds:
         table.add_column(kind, justify="right", footer=f"{report.params.get(kind, 0):,}")
-    table.add_column("bytes", justify="right", footer=_human_bytes(report.total_bytes))
+    table.add_column("bytes", justify="right", footer=human_bytes(report.total_bytes))
     for row in report.rows:
         cells = [f"{row.params[k]:,}" if row.params.get(k) else "" for k in kinds]
-        table.add_row(row.name, row.type, row.shape, *cells, _human_bytes(row.bytes) if row.bytes else "")
+        table.add_row(row.name, row.type, row.shape, *cells, human_bytes(row.bytes) if row.bytes else "")
     return table
 
 
 def print_summary(console: Any, report: Report, title: str | None = None) -> None:
     console.print(summary_table(report, title))
     by_kind = ", ".join(f"{v:,} {k}" for k, v in report.params.items()) or "no variables"
-    console.print(f"{report.total_params:,} parameters ({by_kind}); {_human_bytes(report.total_bytes)}")
+    console.print(f"{report.total_params:,} parameters ({by_kind}); {human_bytes(report.total_bytes)}")
     for name, o in report.outputs.items():
         console.print(f"output {name}: ({', '.join(map(str, o['shape']))}) {o['dtype']}")
     if report.methods:

@@ -21,7 +21,7 @@ from ..errors import SpecError, SpecErrors
 from .module import CheckContext, Poison, checking, instantiate
 from .program import Node, Program
 
-__all__ = ["Report", "StepRow", "abstract_check", "count_variables"]
+__all__ = ["Report", "StepRow", "abstract_check", "count_variables", "human_bytes"]
 
 DEFAULT_MAX_PARAMS = 1_000_000_000_000  # a trillion: generous, still stops a typo'd 10**15
 DEFAULT_MAX_BYTES = 2**40  # 1 TiB of variables and example inputs
@@ -193,7 +193,7 @@ def abstract_check(
             [
                 SpecError(
                     "too-many-params",
-                    f"model has {total:,} parameters ({_human_bytes(nbytes)}), over the limit of {limit:,}; "
+                    f"model has {total:,} parameters ({human_bytes(nbytes)}), over the limit of {limit:,}; "
                     "raise it with --max-params or 'max_params:' in the spec",
                     locate(("max_params",) if max_params is None and spec.max_params is not None else ()),
                 )
@@ -208,7 +208,7 @@ def abstract_check(
             [
                 SpecError(
                     "too-many-bytes",
-                    f"model needs {_human_bytes(nbytes + in_bytes)} ({nbytes:,} bytes of variables, "
+                    f"model needs {human_bytes(nbytes + in_bytes)} ({nbytes:,} bytes of variables, "
                     f"{in_bytes:,} of example inputs), over the limit of {byte_limit:,} bytes; "
                     "raise it with --max-bytes or 'max_bytes:' in the spec",
                     locate(("max_bytes",) if max_bytes is None and spec.max_bytes is not None else ()),
@@ -269,7 +269,8 @@ def _row(node: Node, abstract: Any, shape: Any) -> StepRow:
     return StepRow(node.label, type_name, _fmt_shape(shape) if shape is not None else "-", params, nbytes)
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``n`` bytes for people: ``3.4 KB``, ``1.0 GB``."""
     if n >= 1024**5:  # also past what a float holds
         return f"{n // 1024**4:,} TB"
     size = float(n)
@@ -278,3 +279,4 @@ def _human_bytes(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
         size /= 1024
     return f"{n} B"
+
