@@ -117,7 +117,7 @@ def _fmt_shape(tree: Any) -> str:
     return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
 
-def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -> dict[str, Any]:
+def _input_structs(program: Program, symbolic: bool) -> dict[str, Any]:
     specs = dict(program.root.main.input_specs)
     names = sorted(program.dims)
     if symbolic and names:

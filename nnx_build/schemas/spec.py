@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-BUILTIN_KINDS = ("Param", "BatchStat", "Cache", "Intermediate", "LoRAParam")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*(\.[A-Za-z0-9][A-Za-z0-9_]*)*$")
 
