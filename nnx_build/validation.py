@@ -281,6 +281,8 @@ def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any
     """A copy of ``data`` with each broken part replaced, or None when that would mislead."""
     import copy
 
+    from .schemas.spec import Spec
+
     out = copy.deepcopy(data)
     for path in paths:
         if not path:
@@ -300,12 +302,8 @@ def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any
             out["format"] = 1
         elif head == "name":
             out["name"] = "spec"
-        elif head in _PLACEHOLDER_OK or (isinstance(head, str) and head not in _KNOWN_TOP):
+        elif head in _PLACEHOLDER_OK or (isinstance(head, str) and head not in Spec.model_fields):
             out.pop(head, None)  # optional, or unknown: nothing else depends on it
         else:
             return None
     return out
-
-
-_KNOWN_TOP = {"format", "name", "doc", "seed", "args", "dims", "dtype", "param_dtype", "kinds", "inputs",
-              "variables", "blocks", "layers", "outputs", "methods", "mesh", "max_params", "max_bytes", "tests", "train"}
