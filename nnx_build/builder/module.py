@@ -377,8 +377,7 @@ def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str
             problem = entry.check(node.config, *inputs, **named)
             if problem:
                 where = (*node.path, problem.field) if getattr(problem, "field", None) else node.path
-                err = SpecError("shape-mismatch", f"step '{node.label}' ({node.type}) {problem} (from {src})", ctx.locate(where), where)
-                raise err
+                raise SpecError("shape-mismatch", f"step '{node.label}' ({node.type}) {problem} (from {src})", ctx.locate(where), where)
         ctx.depth += 1
         try:
             out = _run_node(module, node, inputs, named)
