@@ -16,6 +16,7 @@ from pydantic_core import PydanticUndefined
 
 from . import registry
 from .schemas import spec as spec_models
+from .schemas.common import DTypeName
 
 __all__ = ["reference_markdown"]
 
@@ -35,6 +36,8 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         return _type_name(typing.get_args(tp)[0])
+    if tp is DTypeName:
+        return "[dtype](#dtypes)"
     if origin is typing.Literal:
         values = typing.get_args(tp)
         if len(values) > 6:
@@ -76,7 +79,16 @@ def _fields_table(model: type[BaseModel], skip: tuple[str, ...] = ("type",)) -> 
     return rows if len(rows) > 2 else ["(no fields)"]
 
 
+#: rows of step fields that are not fields of :class:`Step` itself
+_STEP_EXTRA_ROWS = [
+    "| `lora` | LoRAOption \\| null | null | on a layer or block: wrap its Linear layers with LoRA "
+    "(see [LoRAOption](#loraoption)); a layer field of that name wins |",
+]
+
+
 def reference_markdown() -> str:
+    from .builder.lora import LoRAOption
+
     out = [
         "# Spec reference",
         "",
@@ -91,7 +103,19 @@ def reference_markdown() -> str:
     for model in (spec_models.Spec, spec_models.InputSpec, spec_models.Step, spec_models.BlockSpec,
                   spec_models.ArgSpec, spec_models.MethodSpec, spec_models.VariableSpec, spec_models.KindSpec,
                   spec_models.MeshSpec):
-        out += [f"### {model.__name__}", "", inspect.cleandoc(model.__doc__ or ""), "", *_fields_table(model, ()), ""]
+        rows = _fields_table(model, ())
+        if model is spec_models.Step:
+            rows += _STEP_EXTRA_ROWS
+        out += [f"### {model.__name__}", "", inspect.cleandoc(model.__doc__ or ""), "", *rows, ""]
+    out += ["### LoRAOption", "", inspect.cleandoc(LoRAOption.__doc__ or ""), "", *_fields_table(LoRAOption, ()), ""]
+    out += [
+        "### Dtypes",
+        "",
+        "Every `dtype`, `param_dtype` and input `dtype` field takes one of these names:",
+        "",
+        ", ".join(f"`{d}`" for d in typing.get_args(DTypeName)) + ".",
+        "",
+    ]
     out += ["## Catalogue", ""]
     by_group: dict[str, list[registry.Entry]] = {}
     for entry in registry.entries():

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location
+from .errors import Location, SpecError, SpecErrors
 from .loader import Document, Limits, parse_document, read_source
 from .schemas.spec import Spec
 from .validation import locator, validate_document
@@ -37,9 +37,20 @@ def load_spec(source: str | os.PathLike[str] | Spec, *, limits: Limits = Limits(
         return source
     text, file = read_source(source)
     doc = parse_document(text, file, limits)
-    spec = validate_document(doc)
+    spec = validate_document(doc, more=lambda repaired: _compile_errors(repaired, doc))
     spec._document = doc
     return spec
+
+
+def _compile_errors(spec: Spec, doc: Document) -> list[SpecError]:
+    """The compiler's problems in ``spec`` (the valid rest of a broken document)."""
+    from .builder.program import compile_spec
+
+    try:
+        compile_spec(spec, locator(doc))
+    except SpecErrors as e:
+        return list(e.errors)
+    return []
 
 
 def spec_locator(spec: Spec) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .builder.abstract import Report, StepRow, _human_bytes
+from .builder.abstract import Report, StepRow, human_bytes
 from .builder.program import Program
 
 __all__ = ["forward_on_zeros", "model_variable_rows", "print_summary", "summary_table"]
@@ -35,11 +35,11 @@ def summary_table(report: Report, title: str | None = None, program: Program | N
     table.add_column("output shape")
     for kind in kinds:
         table.add_column(kind, justify="right", footer=f"{report.params.get(kind, 0):,}")
-    table.add_column("bytes", justify="right", footer=_human_bytes(report.total_bytes))
+    table.add_column("bytes", justify="right", footer=human_bytes(report.total_bytes))
     variables = model_variable_rows(program) if program is not None else []
     for row in [*variables, *report.rows]:
         cells = [f"{row.params[k]:,}" if row.params.get(k) else "" for k in kinds]
-        table.add_row(row.name, row.type, row.shape, *cells, _human_bytes(row.bytes) if row.bytes else "")
+        table.add_row(row.name, row.type, row.shape, *cells, human_bytes(row.bytes) if row.bytes else "")
     return table
 
 
@@ -47,7 +47,7 @@ def print_summary(console: Any, report: Report, title: str | None = None, progra
     """The table, the totals, model-level ``variables:`` (given ``program``), outputs and methods."""
     console.print(summary_table(report, title, program))
     by_kind = ", ".join(f"{v:,} {k}" for k, v in report.params.items()) or "no variables"
-    console.print(f"{report.total_params:,} parameters ({by_kind}); {_human_bytes(report.total_bytes)}")
+    console.print(f"{report.total_params:,} parameters ({by_kind}); {human_bytes(report.total_bytes)}")
     if program is not None and program.root.variables:
         rows = model_variable_rows(program)
         console.print("variables: " + ", ".join(f"{r.name} {r.shape} {r.type[len('variable ('):-1]}" for r in rows))

@@ -220,8 +220,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate_document(doc: Document) -> Any:
-    """Validates parsed data as a :class:`Spec` (raises :class:`SpecErrors`)."""
+def validate_document(doc: Document, more: Callable[[Any], list[SpecError]] | None = None) -> Any:
+    """Validates parsed data as a :class:`Spec` (raises :class:`SpecErrors`).
+
+    On failure the broken parts are set aside and, when the rest is a valid spec,
+    ``more(spec)`` adds the problems a later stage finds in it (the compiler's), so one
+    run reports them all.
+    """
     from .schemas.spec import Spec
 
     if not isinstance(doc.data, dict):
@@ -234,18 +239,13 @@ def validate_document(doc: Document) -> Any:
         errors = pydantic_errors(e, (), locator(doc), Spec, doc.data)
     # all problems in one run: set the broken parts aside and check the rest too
     repaired = _repair(doc.data, [err.path for err in errors])
-    if repaired is not None:
+    if repaired is not None and more is not None:
         try:
             spec = Spec.model_validate(repaired)
         except ValidationError:
             spec = None
         if spec is not None:
-            from .builder.program import compile_spec
-
-            try:
-                compile_spec(spec, locator(doc))
-            except SpecErrors as more:
-                errors += more.errors
+            errors += more(spec)
     raise SpecErrors(errors)
 
 
@@ -281,6 +281,8 @@ def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any
     """A copy of ``data`` with each broken part replaced, or None when that would mislead."""
     import copy
 
+    from .schemas.spec import Spec
+
     out = copy.deepcopy(data)
     for path in paths:
         if not path:
@@ -300,12 +302,8 @@ def _repair(data: dict[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any
             out["format"] = 1
         elif head == "name":
             out["name"] = "spec"
-        elif head in _PLACEHOLDER_OK or (isinstance(head, str) and head not in _KNOWN_TOP):
+        elif head in _PLACEHOLDER_OK or (isinstance(head, str) and head not in Spec.model_fields):
             out.pop(head, None)  # optional, or unknown: nothing else depends on it
         else:
             return None
     return out
-
-
-_KNOWN_TOP = {"format", "name", "doc", "seed", "args", "dims", "dtype", "param_dtype", "kinds", "inputs",
-              "variables", "blocks", "layers", "outputs", "methods", "mesh", "max_params", "max_bytes", "tests", "train"}

@@ -18,10 +18,10 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SpecError, SpecErrors
-from .module import _CHECK, _KINDS, CheckContext, Poison, instantiate
+from .module import CheckContext, Poison, checking, instantiate
 from .program import Node, Program
 
-__all__ = ["Report", "StepRow", "abstract_check", "count_variables"]
+__all__ = ["Report", "StepRow", "abstract_check", "count_variables", "human_bytes"]
 
 DEFAULT_MAX_PARAMS = 1_000_000_000_000  # a trillion: generous, still stops a typo'd 10**15
 DEFAULT_MAX_BYTES = 2**40  # 1 TiB of variables and example inputs
@@ -117,7 +117,7 @@ def _fmt_shape(tree: Any) -> str:
     return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
 
-def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -> dict[str, Any]:
+def _input_structs(program: Program, symbolic: bool) -> dict[str, Any]:
     specs = dict(program.root.main.input_specs)
     names = sorted(program.dims)
     if symbolic and names:
@@ -131,7 +131,6 @@ def _input_structs(program: Program, symbolic: bool, graph_inputs: Any = None) -
 
 
 def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> CheckContext:
-    ctx = CheckContext(locate=locate)
     graphdef, state = nnx.split(abstract)
     structs = _input_structs(program, symbolic)
 
@@ -141,16 +140,12 @@ def _forward(program: Program, abstract: Any, symbolic: bool, locate: Any) -> Ch
         out = model(**inputs)
         return jax.tree.map(lambda v: None if isinstance(v, Poison) else v, out, is_leaf=lambda v: isinstance(v, Poison))
 
-    token = _CHECK.set(ctx)
-    ktoken = _KINDS.set(program.kind_classes)
-    try:
-        out = jax.eval_shape(fwd, state, structs)
-    except SpecError as e:  # raised from inside a transform
-        ctx.errors.append(e)
-        out = None
-    finally:
-        _CHECK.reset(token)
-        _KINDS.reset(ktoken)
+    with checking(locate) as ctx:
+        try:
+            out = jax.eval_shape(fwd, state, structs)
+        except SpecError as e:  # raised from inside a transform
+            ctx.errors.append(e)
+            out = None
     ctx.shapes[("__outputs__",)] = out
     return ctx
 
@@ -184,13 +179,8 @@ def abstract_check(
         (``too-many-params``, ``too-many-bytes``).
     """
     spec = program.spec
-    ctx = CheckContext(locate=locate)
-    token = _CHECK.set(ctx)
-    try:
-        with _cheap_tracer_errors():
-            abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
-    finally:
-        _CHECK.reset(token)
+    with checking(locate) as ctx, _cheap_tracer_errors():
+        abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
     if ctx.errors:
         raise SpecErrors(ctx.errors)
     counts, nbytes = count_variables(abstract)
@@ -203,7 +193,7 @@ def abstract_check(
             [
                 SpecError(
                     "too-many-params",
-                    f"model has {total:,} parameters ({_human_bytes(nbytes)}), over the limit of {limit:,}; "
+                    f"model has {total:,} parameters ({human_bytes(nbytes)}), over the limit of {limit:,}; "
                     "raise it with --max-params or 'max_params:' in the spec",
                     locate(("max_params",) if max_params is None and spec.max_params is not None else ()),
                 )
@@ -218,7 +208,7 @@ def abstract_check(
             [
                 SpecError(
                     "too-many-bytes",
-                    f"model needs {_human_bytes(nbytes + in_bytes)} ({nbytes:,} bytes of variables, "
+                    f"model needs {human_bytes(nbytes + in_bytes)} ({nbytes:,} bytes of variables, "
                     f"{in_bytes:,} of example inputs), over the limit of {byte_limit:,} bytes; "
                     "raise it with --max-bytes or 'max_bytes:' in the spec",
                     locate(("max_bytes",) if max_bytes is None and spec.max_bytes is not None else ()),
@@ -279,7 +269,8 @@ def _row(node: Node, abstract: Any, shape: Any) -> StepRow:
     return StepRow(node.label, type_name, _fmt_shape(shape) if shape is not None else "-", params, nbytes)
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``n`` bytes for people: ``3.4 KB``, ``1.0 GB``."""
     if n >= 1024**5:  # also past what a float holds
         return f"{n // 1024**4:,} TB"
     size = float(n)
@@ -288,3 +279,4 @@ def _human_bytes(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
         size /= 1024
     return f"{n} B"
+

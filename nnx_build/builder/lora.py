@@ -23,7 +23,12 @@ __all__ = ["LoRAOption", "apply_lora"]
 
 
 class LoRAOption(BaseModel):
-    """A step's ``lora:`` option."""
+    """A step's ``lora:`` option: ``lora: {rank: 4}`` on a Linear step, ``lora: {rank: 4, targets: [fc1]}`` on a block use.
+
+    The Linear layer becomes ``nnx.LoRA(in, rank, out, base_module=linear)``: its weight
+    stays at ``base_module.kernel``, ``lora_a`` / ``lora_b`` are ``LoRAParam``s and
+    ``lora_b`` starts at zero, so the wrapped model computes what the plain one does.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 

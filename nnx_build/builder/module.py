@@ -8,8 +8,9 @@ look their submodules up on the instance at call time, so replacing
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from .. import registry
 from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
 from .program import Graph, Node, Program, Scope
 
-__all__ = ["BuiltModule", "instantiate", "module_class"]
+__all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "module_class"]
 
 
 # ---- check mode: shape errors become located SpecErrors -----------------------------
@@ -47,6 +47,22 @@ class CheckContext:
 
 _CHECK: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("nnx_build_check", default=None)
 _KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})
+
+
+@contextlib.contextmanager
+def checking(locate: Callable[[tuple[Any, ...]], Any]) -> Iterator[CheckContext]:
+    """Check mode: inside, construction and forward failures become located errors.
+
+    Every failure is appended to the yielded context's ``errors`` (the failed step's
+    output is a :class:`Poison`) instead of being raised; the forward runs every step
+    (``Scope.check_graph``) and records each top-level step's output shape.
+    """
+    ctx = CheckContext(locate=locate)
+    token = _CHECK.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CHECK.reset(token)
 
 
 def _shape_str(x: Any) -> str:
@@ -121,8 +137,7 @@ def _make_one(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:
     if node.kind == "block":
         assert node.block is not None
         return _with_lora(module_class(node.block)(node.block, rngs=rngs), node, rngs)
-    entry = registry.get(node.type)
-    module = entry.fn(node.config, rngs=rngs)  # type: ignore[union-attr]
+    module = node.entry.fn(node.config, rngs=rngs)  # type: ignore[union-attr]
     if node.kinds or node.sharding:
         _set_kinds_and_sharding(module, node, kinds)
     return _with_lora(module, node, rngs)
@@ -142,7 +157,7 @@ def _with_lora(module: Any, node: Node, rngs: nnx.Rngs) -> Any:
 def _make_module(node: Node, kinds: dict[str, type], rngs: nnx.Rngs) -> Any:
     if node.repeat is None:
         return _make_one(node, kinds, rngs)
-    if not node.scan:
+    if not node.scan or node.repeat == 0:
         return nnx.List([_make_one(node, kinds, rngs) for _ in range(node.repeat)])
 
     @nnx.split_rngs(splits=node.repeat)
@@ -299,7 +314,7 @@ def _bind(env: dict[str, Any], node: Node, out: Any) -> None:
 
 def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str, Any]) -> Any:
     if node.kind == "op":
-        return registry.get(node.type).fn(node.config, *inputs, **named)  # type: ignore[union-attr]
+        return node.entry.fn(node.config, *inputs, **named)  # type: ignore[union-attr]
     if node.kind == "call":
         return _call_target(module, node)(*inputs, **named)
     sub = getattr(module, node.name)  # type: ignore[arg-type]
@@ -307,20 +322,22 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
         return sub(*inputs, **named)
     if named:
         raise _SpecIssue("bad-value", f"repeated step '{node.name}' takes positional inputs only")
-    if not node.scan:
-        carry = tuple(inputs)
+    # the first inputs are carried from copy to copy; the rest are the same for every copy
+    n_carry = node.carried if node.carried is not None else len(inputs)
+    carry, shared = tuple(inputs[:n_carry]), tuple(inputs[n_carry:])
+    if not node.scan or node.repeat == 0:
         for layer in sub:
-            out = layer(*carry)
+            out = layer(*carry, *shared)
             carry = out if isinstance(out, tuple) else (out,)
         return carry[0] if len(carry) == 1 else carry
 
     # each stacked copy owns its RNG streams (split at creation), so no split_rngs here
-    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
-    def body(carry: Any, layer: Any) -> Any:
-        out = layer(*carry)
+    @nnx.scan(in_axes=(nnx.Carry, 0, None), out_axes=nnx.Carry)
+    def body(carry: Any, layer: Any, shared: Any) -> Any:
+        out = layer(*carry, *shared)
         return out if isinstance(out, tuple) else (out,)
 
-    carry = body(tuple(inputs), sub)
+    carry = body(carry, sub, shared)
     return carry[0] if len(carry) == 1 else carry
 
 
@@ -355,11 +372,12 @@ def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str
         return Poison()
     src = ", ".join(f"'{a}' {_shape_str(v)}" for a, v in zip((*node.args, *(k for k, _ in node.kwargs)), all_in, strict=False))
     try:
-        entry = registry.get(node.type) if node.kind in ("layer", "op") else None
+        entry = node.entry if node.kind in ("layer", "op") else None
         if entry is not None and entry.check is not None and node.repeat is None:
             problem = entry.check(node.config, *inputs, **named)
             if problem:
-                raise _SpecIssue("shape-mismatch", f"step '{node.label}' ({node.type}) {problem} (from {src})")
+                where = (*node.path, problem.field) if getattr(problem, "field", None) else node.path
+                raise SpecError("shape-mismatch", f"step '{node.label}' ({node.type}) {problem} (from {src})", ctx.locate(where), where)
         ctx.depth += 1
         try:
             out = _run_node(module, node, inputs, named)

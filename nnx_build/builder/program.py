@@ -54,6 +54,11 @@ class Node:
     kinds: tuple[tuple[str, str], ...] = ()
     sharding: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
     lora: Any = None  # a LoRAOption: wrap this layer's Linear layers (builder/lora.py)
+    #: the registry entry of a layer, op or call step (looked up once, here)
+    entry: registry.Entry | None = None
+    #: with repeat: how many leading inputs each copy passes on to the next (a block's
+    #: output count); the inputs after them are given unchanged to every copy
+    carried: int | None = None
 
     @property
     def attr(self) -> str | None:
@@ -111,6 +116,15 @@ class Program:
     root: Scope
     kind_classes: dict[str, type]
     dims: dict[str, int] = field(default_factory=dict)
+
+
+def unnamed_output(type_name: str, index: int) -> str:
+    """The name of an unnamed step's output: ``_{type}_{index}``, e.g. ``_relu_2``.
+
+    ``index`` is the step's position in its ``layers:`` list counting from 0; a method's
+    steps continue the count after the model's (and earlier methods') steps.
+    """
+    return f"_{type_name}_{index}"
 
 
 def class_name(name: str) -> str:
@@ -355,8 +369,8 @@ class _Compiler:
         repeat = self.subst(step.repeat, names, (*spath, "repeat"))
         if fields is None:
             return None
-        if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1 or repeat > MAX_REPEAT):
-            self.err("bad-value", f"repeat must be an integer from 1 to {MAX_REPEAT}, received {repeat!r}", (*spath, "repeat"))
+        if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0 or repeat > MAX_REPEAT):
+            self.err("bad-value", f"repeat must be an integer from 0 to {MAX_REPEAT}, received {repeat!r}", (*spath, "repeat"))
             return None
         if step.scan and repeat is None:
             self.err("bad-value", "scan: true needs repeat: N (the number of stacked copies)", (*spath, "scan"))
@@ -408,8 +422,19 @@ class _Compiler:
             return None
         if kind not in ("layer", "block") and (step.repeat is not None or step.kinds or step.sharding):
             self.err("bad-value", f"'{step.type}' is an op without variables; repeat, kinds and sharding apply to layers and blocks", spath)
+        carried = None
+        if block is not None and repeat is not None:
+            carried = len(block.main.outputs)
+            if carried > len(args) and not kwargs:
+                self.err(
+                    "bad-value",
+                    f"repeated block '{step.type}' returns {carried} values but receives {len(args)} input(s): each copy's "
+                    "outputs are the next copy's first inputs, so a repeated block returns at most as many values as it takes",
+                    (*spath, "repeat"),
+                )
+                return None
         if step.as_ is None:
-            outs: tuple[str, ...] = (step.name,) if step.name else (f"_{step.type}_{index}",)
+            outs: tuple[str, ...] = (step.name,) if step.name else (unnamed_output(step.type, index),)
         else:
             outs = (step.as_,) if isinstance(step.as_, str) else tuple(step.as_)
         return Node(
@@ -428,6 +453,8 @@ class _Compiler:
             kinds=tuple(step.kinds.items()),
             sharding=tuple((k, tuple(v)) for k, v in step.sharding.items()),
             lora=lora,
+            entry=entry if kind != "block" else None,
+            carried=carried,
         )
 
     def lora_option(self, step: Step, entry: Any, fields: dict[str, Any], spath: tuple[Any, ...]) -> Any:

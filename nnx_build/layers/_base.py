@@ -6,10 +6,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..registry import CheckFn, register
+from ..layer_table import CheckFn, register
 from ..schemas.common import Config
 
-__all__ = ["nnx_layer", "op", "feature_check"]
+__all__ = ["as_tuple", "feature_check", "nnx_layer", "op"]
 
 
 def nnx_layer(
@@ -58,6 +58,11 @@ def feature_check(field: str, axis: int = -1, what: str = "the last dimension") 
         return None
 
     return check
+
+
+def as_tuple(v: int | list[int] | tuple[int, ...]) -> tuple[int, ...]:
+    """``v`` as a tuple: a list becomes a tuple, an integer a 1-tuple."""
+    return tuple(v) if isinstance(v, list | tuple) else (v,)
 
 
 def _fmt(shape: Any) -> str:

@@ -11,7 +11,7 @@ from flax import nnx
 from pydantic import create_model
 
 from ..schemas.common import ACTIVATIONS, Config, DType
-from ._base import op
+from ._base import nnx_layer, op
 
 # activation -> its static keyword arguments: name -> (type, default)
 _FIELDS: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -72,3 +72,22 @@ class OneHotConfig(Config):
 @op(OneHotConfig, group="activations")
 def one_hot(cfg: OneHotConfig, x: Any) -> Any:
     return nnx.one_hot(x, **cfg.kwargs())
+
+
+# ---- activations with parameters (flax.nnx.nn.activations.PReLU) -------------------------
+
+
+class PReLUConfig(Config):
+    """``nnx.PReLU``: leaky ReLU whose negative slope is a learned scalar ``Param``.
+
+    Input and output: any shape ``(...)``.
+    """
+
+    type: Literal["PReLU"] = "PReLU"
+    positional = ("negative_slope_init",)
+    negative_slope_init: float = 0.01
+    dtype: DType | None = None
+    param_dtype: DType | None = None
+
+
+nnx_layer(PReLUConfig, nnx.PReLU)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import linen, nnx
 from pydantic import Field, model_validator
 
-from ..registry import register
+from ..layer_table import register
 from ..schemas.common import Config
 
 __all__ = ["ALLOWED", "LinenConfig", "LinenLayer"]

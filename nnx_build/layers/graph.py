@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..registry import register
+from ..layer_table import register
 from ..schemas.common import Config
 
 

@@ -1,4 +1,4 @@
-"""Attention masks: causal, padding (query x key) and their combination.
+"""Attention masks: causal, padding (query x key), key padding and their combination.
 
 Masks follow ``nnx.dot_product_attention``'s layout ``(batch, heads, q_len, kv_len)``,
 with a size-1 heads dim that broadcasts over the heads. They are boolean by default:
@@ -15,7 +15,7 @@ from flax import nnx
 from ..schemas.common import Config, DType, to_dtype
 from ._base import op
 
-__all__ = ["AttentionMaskConfig", "CausalMaskConfig", "CombineMasksConfig"]
+__all__ = ["AttentionMaskConfig", "CausalMaskConfig", "CombineMasksConfig", "KeyPaddingMaskConfig"]
 
 
 def _fmt(shape: Any) -> str:
@@ -84,6 +84,33 @@ def attention_mask(cfg: AttentionMaskConfig, query_input: Any, key_input: Any = 
         query_input, key_input = query_input != cfg.pad_id, key_input != cfg.pad_id
     fn = getattr(jnp, cfg.pairwise_fn)
     return nnx.make_attention_mask(query_input, key_input, pairwise_fn=fn, dtype=to_dtype(cfg.dtype))
+
+
+class KeyPaddingMaskConfig(Config):
+    """A key padding mask (as BERT's): a ``(batch, kv_len)`` padding mask gives ``(batch, 1, 1, kv_len)``.
+
+    The input is ``1`` / ``True`` at real tokens and ``0`` / ``False`` at padding (or,
+    with ``pad_id`` set, token ids compared ``!= pad_id``). Every query may attend to
+    every real key and to no padding key; the size-1 heads and query dims broadcast in
+    ``nnx.MultiHeadAttention`` (pass it as the attention's ``mask``). Padding queries
+    are not masked: their outputs are ignored downstream.
+    """
+
+    type: Literal["key_padding_mask"] = "key_padding_mask"
+    pad_id: int | None = None
+    dtype: DType = "bool"
+
+
+def _check_key_padding(cfg: KeyPaddingMaskConfig, x: Any) -> str | None:
+    if len(x.shape) != 2:
+        return f"needs a (batch, kv_len) padding mask, received shape {_fmt(x.shape)}"
+    return None
+
+
+@op(KeyPaddingMaskConfig, check=_check_key_padding, group="masks")
+def key_padding_mask(cfg: KeyPaddingMaskConfig, x: Any) -> Any:
+    keep = x != cfg.pad_id if cfg.pad_id is not None else x.astype(bool)
+    return keep[:, None, None, :].astype(to_dtype(cfg.dtype))
 
 
 class CombineMasksConfig(Config):

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-BUILTIN_KINDS = ("Param", "BatchStat", "Cache", "Intermediate", "LoRAParam")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*(\.[A-Za-z0-9][A-Za-z0-9_]*)*$")
 
@@ -45,7 +44,11 @@ class _Model(BaseModel):
 
 
 class InputSpec(_Model):
-    """A model input: its shape (named dims are symbolic) and dtype."""
+    """A model input: its shape (named dims are symbolic) and dtype.
+
+    ``x: [batch, 2]`` is short for ``x: {shape: [batch, 2]}`` (dtype float32); write the
+    mapping for another dtype: ``ids: {shape: [batch, seq], dtype: int32}``.
+    """
 
     shape: list[Dim] = Field(description="sizes; a name such as batch is a symbolic (polymorphic) dim")
     dtype: DTypeName = "float32"
@@ -100,6 +103,18 @@ class Step(BaseModel):
     Written as ``- relu``, ``- {type: reshape, shape: [-1]}`` or, named,
     ``- linear: {type: Linear, in_features: 2, out_features: 64}``. Layer fields other
     than the ones below are kept as extras and validated against the layer's own model.
+
+    An unnamed step's output is named ``_{type}_{i}``, ``i`` the step's position in its
+    ``layers:`` list counting from 0 (a method's steps continue the count after the
+    model's steps and earlier methods'): in ``layers: [fc: {...}, relu]`` the ``relu``
+    output is ``_relu_1``. Use ``as:`` to give it a name of your own.
+
+    With ``repeat: N`` the copies run in sequence: each copy's outputs are the next
+    copy's first inputs, and the inputs after those (a block with ``inputs: [h, mask]``
+    and one output carries ``h`` and gives the same ``mask`` to every copy) are passed
+    unchanged to every copy, with or without ``scan: true``. ``repeat: 0`` runs no
+    copy: the step's first input(s) pass through (a stage of one block writes
+    ``repeat: ${n - 1}`` after its first block).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, strict=True)
@@ -110,7 +125,11 @@ class Step(BaseModel):
         default=None, alias="in", description="inputs: a value name, a list (positional) or a mapping (keyword); default the previous step"
     )
     as_: Name | list[Name] | None = Field(default=None, alias="as", description="name(s) of the output; a list unpacks a tuple")
-    repeat: int | str | None = Field(default=None, description="apply N copies in sequence (each with its own weights)")
+    repeat: int | str | None = Field(
+        default=None,
+        description="apply N copies in sequence (each with its own weights); inputs past the block's outputs "
+        "(a mask) go to every copy; 0: none, the input passes through",
+    )
     scan: bool = Field(default=False, description="with repeat: stack the copies (nnx.vmap) and run them with nnx.scan")
     kinds: dict[str, str] = Field(default_factory=dict, description="variable name -> kind, e.g. {kernel: Frozen}")
     sharding: dict[str, list[str | None]] = Field(
@@ -205,7 +224,7 @@ class Spec(_Model):
     dtype: DTypeName | None = Field(default=None, description="default computation dtype of layers")
     param_dtype: DTypeName | None = Field(default=None, description="default parameter dtype of layers")
     kinds: dict[Name, KindSpec] = Field(default_factory=dict, description="variable kinds declared on top of NNX's")
-    inputs: dict[Name, InputSpec] = Field(description="model inputs, in call order")
+    inputs: dict[Name, InputSpec] = Field(description="model inputs, in call order; x: [batch, 2] is short for x: {shape: [batch, 2]}")
     variables: dict[Name, VariableSpec] = Field(default_factory=dict, description="raw variables of the model")
     blocks: dict[Name, BlockSpec] = Field(default_factory=dict, description="reusable sub-specs, used as step types")
     layers: list[Step] = Field(description="the steps, sequential unless a step says in:")

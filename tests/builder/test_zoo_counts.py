@@ -138,3 +138,26 @@ def test_unet_abstract_count() -> None:
     )
     assert report.params == {"Param": expected}
     assert report.outputs["head"] == {"shape": ["batch", 32, 32, 4], "dtype": "float32"}
+
+
+def bert_params(vocab: int, context: int, types: int, d: int, ffn: int, layers: int) -> int:
+    """BERT: three embedding tables and their LayerNorm, post-LN layers, the tanh pooler."""
+    layer = (
+        4 * (d * d + d)  # query, key, value and output projections
+        + 2 * 2 * d  # two LayerNorms
+        + (d * ffn + ffn) + (ffn * d + d)  # feed-forward
+    )
+    return (vocab + context + types) * d + 2 * d + layers * layer + (d * d + d)
+
+
+def test_bert_base_abstract_count() -> None:
+    report = nnx_build.check(ZOO / "bert_base.yaml")
+    expected = bert_params(30522, 512, 2, 768, 3072, 12)
+    assert expected == 109_482_240  # the published bert-base-uncased size, pooler included
+    assert report.params == {"Param": expected}
+    assert report.outputs["encoder"] == {"shape": ["batch", "seq", 768], "dtype": "float32"}
+    assert report.outputs["pooled"] == {"shape": ["batch", 768], "dtype": "float32"}
+    encoder = next(r for r in report.rows if r.name == "encoder")
+    assert encoder.type == "Layer x12 (scan)"
+    mask = next(r for r in report.rows if r.name == "mask")
+    assert mask.shape == "(batch, 1, 1, seq)"

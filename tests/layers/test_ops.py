@@ -243,6 +243,9 @@ ROWS: list[Row] = [
     Row({"type": "attention_mask", "dtype": "float32"}, {"m": (bools(4)).astype(np.float32)},
         lambda m: (m[:, None, :, None] * m[:, None, None, :]).astype(np.float32), id="self"),
     Row({"type": "combine_masks"}, {"a": bools(1, 4, 4), "b": bools(1, 1, 4)}, lambda a, b: a & b),
+    Row({"type": "key_padding_mask"}, {"m": ints(2, 6)}, lambda m: (m != 0)[:, None, None, :]),
+    Row({"type": "key_padding_mask", "pad_id": 0, "dtype": "float32"}, {"ids": kids},
+        lambda ids: (ids != 0)[:, None, None, :].astype(np.float32), id="pad_id"),
     # ---- pooling
     Row({"type": "max_pool", "window_shape": [2, 2], "strides": [2, 2]}, {"x": f(4, 4, 3)},
         lambda x: x.reshape(B, 2, 2, 2, 2, 3).max(axis=(2, 4))),
