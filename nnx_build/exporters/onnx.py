@@ -13,6 +13,7 @@ from typing import Any
 
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
+from .onnx_fixes import conversion_fixes
 
 __all__ = ["DEFAULT_OPSET", "export_onnx"]
 
@@ -95,7 +96,8 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         for make in attempts:
             try:
                 fn = make()
-                with _quiet_logger("onnx_ir"):  # per-value "type is not known" notes of the serializer
+                # conversion_fixes: the converter's faults worked around (see onnx_fixes)
+                with _quiet_logger("onnx_ir"), conversion_fixes():  # onnx_ir: per-value "type is not known" notes
                     to_onnx(
                         fn,
                         inputs=args,
