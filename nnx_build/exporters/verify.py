@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from .dtypes import DEFAULT_TOLERANCE, as_float, load_arrays, np_dtype, ort_feeds, ort_outputs, save_arrays
+
 __all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_TOLERANCE", "make_inputs", "run_artifacts", "tolerance_for", "verify_export"]
 
 DEFAULT_BATCH_SIZES = (1, 7)
-#: per output dtype; ``tolerance=`` overrides it for floating outputs
-DEFAULT_TOLERANCE = {"float64": 1e-9, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
 SEP = "|"
 
 
@@ -39,10 +39,7 @@ def tolerance_for(dtype: str, tolerance: float | None) -> float:
     return 0.0
 
 
-def _np_dtype(name: str) -> Any:
-    import ml_dtypes  # noqa: F401  (bfloat16 and friends as numpy dtypes)
-
-    return np.dtype(name)
+_np_dtype = np_dtype
 
 
 def _batch_dim(entries: list[dict[str, Any]]) -> str | None:
@@ -148,8 +145,8 @@ def _run_onnx(root: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         for b in _batches(inputs, e["name"]):
-            feeds = {i["name"]: inputs[SEP.join((e["name"], b, i["name"]))] for i in e["inputs"]}
-            for name, v in zip(names, session.run(None, feeds), strict=True):
+            feeds = ort_feeds(ort, {i["name"]: inputs[SEP.join((e["name"], b, i["name"]))] for i in e["inputs"]})
+            for name, v in zip(names, ort_outputs(session.run_with_ort_values(None, feeds)), strict=True):
                 results[SEP.join(("onnx", e["name"], b, name))] = np.asarray(v)
 
 
@@ -165,8 +162,7 @@ RUNNERS = {"stablehlo": _run_stablehlo, "savedmodel": _run_savedmodel, "onnx": _
 def run_artifacts(root: Path, inputs_path: Path, out_path: Path) -> int:
     """The child's work: run every artifact of ``root`` on the saved inputs."""
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    with np.load(inputs_path) as data:
-        inputs = {k: data[k] for k in data.files}
+    inputs = load_arrays(inputs_path)
     results: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
@@ -177,7 +173,7 @@ def run_artifacts(root: Path, inputs_path: Path, out_path: Path) -> int:
         except Exception as e:  # noqa: BLE001  (reported per target to the parent)
             errors[target] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         timings[target] = round(time.perf_counter() - t0, 3)
-    np.savez(out_path, **results)
+    save_arrays(out_path, results)
     info = {"errors": errors, "seconds": timings, "peak_rss_mb": _peak_rss_mb()}
     out_path.with_suffix(".json").write_text(json.dumps(info), encoding="utf-8")
     return 0
@@ -189,8 +185,8 @@ def run_artifacts(root: Path, inputs_path: Path, out_path: Path) -> int:
 def _compare(got: np.ndarray, want: np.ndarray, tol: float) -> tuple[float, float, bool]:
     if got.shape != want.shape:
         return float("inf"), float("inf"), False
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
+    g = as_float(got)
+    w = as_float(want)
     diff = np.abs(g - w)
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.abs(w).max()) if w.size else 0.0
@@ -219,7 +215,7 @@ def verify_export(
     with tempfile.TemporaryDirectory(prefix="nnx-build-verify-") as tmp:
         in_path = Path(tmp) / "inputs.npz"
         out_path = Path(tmp) / "outputs.npz"
-        np.savez(in_path, **inputs)
+        save_arrays(in_path, inputs)
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         t0 = time.perf_counter()
@@ -231,8 +227,7 @@ def verify_export(
         if proc.returncode != 0 or not out_path.exists():
             tail = [line for line in (proc.stderr or "").strip().splitlines() if line.strip()][-1:] or ["no output"]
             return {"status": "failed", "error": f"verification process exited with {proc.returncode}: {tail[0]}", "results": []}
-        with np.load(out_path) as data:
-            got = {k: data[k] for k in data.files}
+        got = load_arrays(out_path)
         child = json.loads(out_path.with_suffix(".json").read_text(encoding="utf-8"))
 
     results: list[dict[str, Any]] = []
