@@ -32,6 +32,11 @@ def np_dtype(name: str) -> np.dtype[Any]:
     return np.dtype(extra) if extra is not None else np.dtype(name)
 
 
+def _contiguous(value: Any) -> np.ndarray:
+    a = np.asarray(value)  # not np.ascontiguousarray: that makes a 0-d array 1-d
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
 def _native(dtype: np.dtype[Any]) -> bool:
     return dtype.kind in "biufc?" and type(dtype).__module__.startswith("numpy")
 
@@ -41,7 +46,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     stored: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
     for key, value in arrays.items():
-        a = np.ascontiguousarray(value)
+        a = _contiguous(value)
         dtypes[key] = a.dtype.name
         stored[key] = a if _native(a.dtype) else a.view(np.dtype(f"u{a.dtype.itemsize}"))
     stored[_DTYPES_KEY] = np.array(json.dumps(dtypes))
@@ -82,7 +87,7 @@ def ort_feeds(ort: Any, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
     """onnxruntime inputs as ``OrtValue``s (``bfloat16`` and friends from their raw bytes)."""
     out: dict[str, Any] = {}
     for name, value in feeds.items():
-        a = np.ascontiguousarray(value)
+        a = _contiguous(value)
         element = _onnx_type(a.dtype)
         if element is None:
             out[name] = ort.OrtValue.ortvalue_from_numpy(a)
