@@ -98,6 +98,7 @@ def test_max_pool_lowering_pools_only_the_spatial_dims() -> None:
     np.testing.assert_array_equal(_run(proto, x), want)
 
 
+@pytest.mark.slow  # importing every jax2onnx plugin takes seconds
 def test_the_converter_is_restored_after_the_block() -> None:
     from jax2onnx.converter import conversion_api
     from jax2onnx.plugins import plugin_system
