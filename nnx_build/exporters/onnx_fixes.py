@@ -17,6 +17,8 @@ Two faults of the converter, each fixed here without editing it:
   ``MaxPool`` on a 6-D tensor that onnxruntime refuses ("Unsupported pooling size"). The
   lowering registered here pools over the dims whose window is not trivial, with the two
   trivial ones (batch, features) transposed to the front; other cases go to the original.
+  ``min_pool`` with padding pairs, for which the converter has no lowering at all, becomes
+  the same pooling of ``-x``, negated.
 
 :func:`conversion_fixes` installs both for the duration of a conversion and restores the
 converter as it was afterwards.
@@ -113,8 +115,27 @@ def _max_pool_plugin(original: Any) -> Any:
     return plugin
 
 
-def _lower_spatial_max_pool(ctx: Any, eqn: Any) -> bool:
-    """``Transpose -> MaxPool -> Transpose`` when exactly two dims have a trivial window; else False."""
+def _min_pool_plugin() -> Any:
+    """A ``reduce_window_min`` lowering (the converter has none): ``-max_pool(-x)`` over the spatial dims."""
+    from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin
+
+    class ReduceWindowMinOverSpatialDims(PrimitiveLeafPlugin):  # type: ignore[misc]
+        def lower(self, ctx: Any, eqn: Any) -> None:
+            if not _lower_spatial_max_pool(ctx, eqn, negate=True):
+                raise NotImplementedError("primitive 'reduce_window_min' is converted only with a window of 1 on two dims (batch, features)")
+
+    plugin = ReduceWindowMinOverSpatialDims()
+    plugin.primitive = "reduce_window_min"
+    plugin.metadata = {}
+    return plugin
+
+
+def _lower_spatial_max_pool(ctx: Any, eqn: Any, *, negate: bool = False) -> bool:
+    """``Transpose -> MaxPool -> Transpose`` when exactly two dims have a trivial window; else False.
+
+    With ``negate`` it is a min pool: ``Neg`` before and after (padding is ignored by
+    ``MaxPool``, as ``+inf`` padding is by a min).
+    """
     import onnx_ir as ir
     from jax2onnx.plugins._ir_shapes import _ensure_value_metadata, _stamp_type_and_shape
 
@@ -145,6 +166,8 @@ def _lower_spatial_max_pool(ctx: Any, eqn: Any) -> bool:
         _ensure_value_metadata(ctx, value)
         return value
 
+    if negate:
+        x = stamp(builder.Neg(x, _outputs=[ctx.fresh_name("min_pool_neg")]), x_shape)
     moved = x
     if perm != list(range(rank)):
         moved = stamp(builder.Transpose(x, _outputs=[ctx.fresh_name("max_pool_nc")], perm=tuple(perm)), tuple(x_shape[i] for i in perm))
@@ -156,11 +179,14 @@ def _lower_spatial_max_pool(ctx: Any, eqn: Any) -> bool:
     if any(dilation[i] != 1 for i in pooled):
         kwargs["dilations"] = tuple(dilation[i] for i in pooled)
     name = getattr(y_spec, "name", None) or ctx.fresh_name("max_pool")
+    last = ctx.fresh_name("max_pool") if negate else name
     if perm == list(range(rank)):
-        result = stamp(builder.MaxPool(moved, _outputs=[name], **kwargs), y_shape)
+        result = stamp(builder.MaxPool(moved, _outputs=[last], **kwargs), y_shape)
     else:
         pooled_value = stamp(builder.MaxPool(moved, _outputs=[ctx.fresh_name("max_pool")], **kwargs), tuple(y_shape[i] for i in perm))
-        result = stamp(builder.Transpose(pooled_value, _outputs=[name], perm=tuple(inverse)), y_shape)
+        result = stamp(builder.Transpose(pooled_value, _outputs=[last], perm=tuple(inverse)), y_shape)
+    if negate:
+        result = stamp(builder.Neg(result, _outputs=[name]), y_shape)
     ctx.bind_value_for_var(y_var, result)
     return True
 
@@ -179,10 +205,13 @@ def conversion_fixes() -> Iterator[None]:
     registry = plugin_system.PLUGIN_REGISTRY
     optimize = getattr(conversion_api, "optimize_graph", None)
     original_pool = registry.get("reduce_window_max")
+    has_min_pool = "reduce_window_min" in registry
     if optimize is not None:
         conversion_api.optimize_graph = _guarded(optimize)
     if original_pool is not None:
         registry["reduce_window_max"] = _max_pool_plugin(original_pool)
+    if not has_min_pool:
+        registry["reduce_window_min"] = _min_pool_plugin()
     try:
         yield
     finally:
@@ -190,3 +219,5 @@ def conversion_fixes() -> Iterator[None]:
             conversion_api.optimize_graph = optimize
         if original_pool is not None:
             registry["reduce_window_max"] = original_pool
+        if not has_min_pool:
+            registry.pop("reduce_window_min", None)

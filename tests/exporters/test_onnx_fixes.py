@@ -23,9 +23,9 @@ def _export_onnx(name: str, out: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["onnx_residual_square", "onnx_residual_output", "max_pool_padding", "resnet18_small"])
+@pytest.mark.parametrize("name", ["onnx_residual_square", "onnx_residual_output", "max_pool_padding", "min_pool_padding", "resnet18_small"])
 def test_exports_to_onnx_and_verifies(name: str, tmp_path: Path) -> None:
-    """The issue's reproduction, its non-square form, max_pool with padding pairs, a small ResNet-18."""
+    """The issue's reproduction, its non-square form, max/min_pool with padding pairs, a small ResNet-18."""
     ver = _export_onnx(name, tmp_path / name)
     assert ver["status"] == "passed", ver["failures"]
     assert {(r["target"], r["batch"]) for r in ver["results"]} == {("onnx", 1), ("onnx", 7)}
@@ -108,9 +108,12 @@ def test_the_converter_is_restored_after_the_block() -> None:
     plugin_system.import_all_plugins()
     optimize = conversion_api.optimize_graph
     pool = plugin_system.PLUGIN_REGISTRY["reduce_window_max"]
+    assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY
     with pytest.raises(RuntimeError, match="inside"), conversion_fixes():
         assert conversion_api.optimize_graph is not optimize
         assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is not pool
+        assert "reduce_window_min" in plugin_system.PLUGIN_REGISTRY
         raise RuntimeError("inside")
     assert conversion_api.optimize_graph is optimize
     assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is pool
+    assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY
