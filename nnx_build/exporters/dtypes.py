@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_TOLERANCE", "LOW_PRECISION", "as_float", "load_arrays", "np_dtype", "ort_feeds", "ort_outputs", "save_arrays"]
+__all__ = ["DEFAULT_TOLERANCE", "as_float", "load_arrays", "np_dtype", "ort_feeds", "ort_outputs", "save_arrays"]
 
 #: per output dtype (absolute and relative); ``tolerance=`` overrides it for floating outputs
 DEFAULT_TOLERANCE = {"float64": 1e-9, "float32": 1e-5, "float16": 1e-3, "bfloat16": 1e-2}
-#: float dtypes onnxruntime runs few CPU kernels for (the ONNX exporter checks them)
-LOW_PRECISION = ("bfloat16", "float16")
 _DTYPES_KEY = "__dtypes__"
 
 
