@@ -16,17 +16,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_BATCH_SIZES", "SEP", "Drawn", "draw_inputs", "np_dtype", "to_numpy"]
+from .dtypes import as_float, np_dtype
+
+__all__ = ["DEFAULT_BATCH_SIZES", "SEP", "Drawn", "draw_inputs", "to_numpy"]
 
 DEFAULT_BATCH_SIZES = (1, 7)
 #: inputs are keyed ``entry|round|input``, outputs ``run|entry|round|output``
 SEP = "|"
-
-
-def np_dtype(name: str) -> Any:
-    import ml_dtypes  # noqa: F401  (bfloat16 and friends as numpy dtypes)
-
-    return np.dtype(name)
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -65,7 +61,7 @@ def _outputs(value: Any) -> tuple[Any, ...]:
 
 
 def _finite(arrays: list[np.ndarray]) -> bool:
-    return all(bool(np.isfinite(a.astype(np.float64)).all()) for a in arrays if a.dtype.kind in "fc" or a.dtype.name == "bfloat16")
+    return all(bool(np.isfinite(as_float(a)).all()) for a in arrays if a.dtype.kind in "fc" or a.dtype.name == "bfloat16")
 
 
 def draw_inputs(

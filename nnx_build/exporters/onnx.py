@@ -14,6 +14,8 @@ from typing import Any
 
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
+from .dtypes import ort_feeds, ort_outputs
+from .onnx_fixes import conversion_fixes
 from .target import ExportOptions, Run, Target
 
 __all__ = ["DEFAULT_OPSET", "TARGET", "export_onnx"]
@@ -75,6 +77,54 @@ def pruned(fn: Any, args: list[Any]) -> Any:
     return forward
 
 
+_TYPE_ERROR = re.compile(r"Optype \((\w+)\) bound to different types \((tensor\(\w+\)) and (tensor\(\w+\))")
+_NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\(")
+_ELEM_NAMES = {10: "float16", 16: "bfloat16"}
+
+
+def _low_precision(path: Path) -> list[str]:
+    """The low-precision float dtypes (``float16``, ``bfloat16``) the model's tensors use."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    types = {t.data_type for t in graph.initializer}
+    types |= {v.type.tensor_type.elem_type for v in (*graph.input, *graph.output, *graph.value_info)}
+    return [name for code, name in _ELEM_NAMES.items() if code in types]
+
+
+def _check_runtime(entry: Entry, path: Path) -> None:
+    """Loads the converted file in onnxruntime (CPU) before the export goes on; explains a refusal.
+
+    Few CPU kernels exist for ``bfloat16`` (and some for ``float16``), and the converter
+    can mix dtypes in one node; either way the file would be useless, so the export stops
+    with the fix instead of writing it.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:  # the verification (which needs it) says so
+        return
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own untyped errors)
+        text = str(e)
+        low = _low_precision(path)
+        dtype = " and ".join(low) if low else None
+        fix = (
+            f"export with a float32 `dtype` in the spec for ONNX, or the other targets only with --to stablehlo,savedmodel"
+            if dtype else "export the other targets with --to stablehlo,savedmodel"
+        )
+        if (m := _NO_KERNEL.search(text)) is not None:
+            what = f"onnxruntime has no CPU kernel for {m.group(1)}" + (f" in {dtype}" if dtype else "")
+        elif (m := _TYPE_ERROR.search(text)) is not None:
+            what = f"jax2onnx mixes {m.group(2)} and {m.group(3)} in one {m.group(1)} node" + (f" when converting {dtype}" if dtype else "")
+        else:
+            what = f"onnxruntime cannot load the converted model ({first_line(e)})"
+        raise ConversionError(f"onnx: {what} (entry '{entry.name}'); {fix}") from e
+
+
 def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Writes one ``.onnx`` per entry; returns the manifest section."""
     from jax2onnx import to_onnx
@@ -97,7 +147,8 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         for make in attempts:
             try:
                 fn = make()
-                with _quiet_logger("onnx_ir"):  # per-value "type is not known" notes of the serializer
+                # conversion_fixes: the converter's faults worked around (see onnx_fixes)
+                with _quiet_logger("onnx_ir"), conversion_fixes():  # onnx_ir: per-value "type is not known" notes
                     to_onnx(
                         fn,
                         inputs=args,
@@ -115,6 +166,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                 path.unlink(missing_ok=True)
         if error is not None:
             raise ConversionError(_explain(entry, error)) from error
+        _check_runtime(entry, path)
         section["entries"][entry.name] = path.name
     return section
 
@@ -142,7 +194,8 @@ def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> d
     order = [by_name.get(o["name"], k) for k, o in enumerate(entry["outputs"])]
 
     def call(*feeds: Any) -> tuple[Any, ...]:
-        outs = session.run(None, dict(zip(in_names, feeds, strict=True)))
+        # OrtValues: plain session.run neither takes nor returns bfloat16
+        outs = ort_outputs(session.run_with_ort_values(None, ort_feeds(ort, dict(zip(in_names, feeds, strict=True)))))
         return tuple(outs[k] for k in order)
 
     return {"onnx": Run(call)}

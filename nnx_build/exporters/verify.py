@@ -25,12 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .inputs import DEFAULT_BATCH_SIZES, SEP, draw_inputs, np_dtype, to_numpy
+from .dtypes import DEFAULT_TOLERANCE, as_float, load_arrays, np_dtype, save_arrays
+from .inputs import DEFAULT_BATCH_SIZES, SEP, draw_inputs, to_numpy
 
 __all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_TOLERANCE", "run_artifacts", "to_numpy", "tolerance_for", "verify_export"]
-
-#: per output dtype; ``tolerance=`` overrides it for floating outputs
-DEFAULT_TOLERANCE = {"float64": 1e-9, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
 
 
 def tolerance_for(dtype: str, tolerance: float | None) -> float:
@@ -59,8 +57,7 @@ def _target(name: str, modules: dict[str, str]) -> Any:
 def run_artifacts(root: Path, inputs_path: Path, out_path: Path, modules: dict[str, str] | None = None) -> int:
     """The child's work: run every artifact of ``root`` on the saved inputs."""
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    with np.load(inputs_path) as data:
-        inputs = {k: data[k] for k in data.files}
+    inputs = load_arrays(inputs_path)
     results: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
@@ -79,7 +76,7 @@ def run_artifacts(root: Path, inputs_path: Path, out_path: Path, modules: dict[s
         except Exception as e:  # noqa: BLE001  (reported per target to the parent)
             errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         timings[name] = round(time.perf_counter() - t0, 3)
-    np.savez(out_path, **results)
+    save_arrays(out_path, results)
     from ..memory import peak_rss_mb
 
     info = {"errors": errors, "seconds": timings, "peak_rss_mb": peak_rss_mb()}
@@ -93,8 +90,8 @@ def run_artifacts(root: Path, inputs_path: Path, out_path: Path, modules: dict[s
 def _compare(got: np.ndarray, want: np.ndarray, tol: float) -> tuple[float, float, bool]:
     if got.shape != want.shape:
         return float("inf"), float("inf"), False
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
+    g = as_float(got)
+    w = as_float(want)
     diff = np.abs(g - w)
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.abs(w).max()) if w.size else 0.0
@@ -107,7 +104,7 @@ def _run_child(root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str
     with tempfile.TemporaryDirectory(prefix="nnx-build-verify-") as tmp:
         in_path = Path(tmp) / "inputs.npz"
         out_path = Path(tmp) / "outputs.npz"
-        np.savez(in_path, **inputs)
+        save_arrays(in_path, inputs)
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # the child imports what this process imported from (plugins, targets outside the package)
@@ -121,8 +118,7 @@ def _run_child(root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str
         if proc.returncode != 0 or not out_path.exists():
             tail = [line for line in (proc.stderr or "").strip().splitlines() if line.strip()][-1:] or ["no output"]
             return f"verification process exited with {proc.returncode}: {tail[0]}", seconds
-        with np.load(out_path) as data:
-            got = {k: data[k] for k in data.files}
+        got = load_arrays(out_path)
         child = json.loads(out_path.with_suffix(".json").read_text(encoding="utf-8"))
     return (got, child), seconds
 

@@ -1,0 +1,223 @@
+"""Local corrections to ``jax2onnx`` 0.17, active only while nnx-build converts.
+
+Two faults of the converter, each fixed here without editing it:
+
+* **Layout of graph outputs.** Its graph optimiser lifts ``Add`` chains and forests that sit
+  between ``Transpose(NHWC->NCHW)`` and the inverse transpose into NCHW
+  (``remove_redundant_transpose_pairs_ir``, ``remove_redundant_transpose_add_forests_ir``).
+  It checks that every *node* consuming such an ``Add`` is an ``Add`` or the inverse
+  transpose, but not whether the value is also a *graph output*: a residual sum that is a
+  model output then comes out in NCHW (``conv + conv -> add -> conv -> add``). Here every
+  graph output is held by a placeholder node (an op of a private domain, which none of its
+  passes moves a layout across) while the optimiser runs; the placeholder then becomes an
+  ``Identity``, or vanishes when the value has no other use.
+* **Pooling with explicit padding.** ``flax``'s ``pool`` is patched to accept only
+  ``'SAME'``/``'VALID'``; explicit pairs reach the ``lax.reduce_window_max`` lowering, which
+  pools over every dim (batch and features with a window of 1 included) and emits a 4-D
+  ``MaxPool`` on a 6-D tensor that onnxruntime refuses ("Unsupported pooling size"). The
+  lowering registered here pools over the dims whose window is not trivial, with the two
+  trivial ones (batch, features) transposed to the front; other cases go to the original.
+  ``min_pool`` with padding pairs, for which the converter has no lowering at all, becomes
+  the same pooling of ``-x``, negated.
+
+:func:`conversion_fixes` installs both for the duration of a conversion and restores the
+converter as it was afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["GUARD_DOMAIN", "conversion_fixes", "guard_outputs", "unguard_outputs"]
+
+#: the private domain of the placeholder holding a graph output during optimisation
+GUARD_DOMAIN = "nnx_build.guard"
+_GUARD_OP = "Keep"
+_GUARD_SUFFIX = "__nnx_build_kept"
+
+
+def guard_outputs(graph: Any) -> list[Any]:
+    """Puts a placeholder node between each graph output and its producer; returns the nodes."""
+    import onnx_ir as ir
+
+    guards = []
+    for i, value in enumerate(list(graph.outputs)):
+        node = ir.Node(GUARD_DOMAIN, _GUARD_OP, [value], attributes=[ir.AttrInt64("index", i)], num_outputs=1)
+        held = node.outputs[0]
+        name = value.name
+        value.name = f"{name}{_GUARD_SUFFIX}" if name else None
+        held.name = name
+        held.type = value.type
+        held.shape = value.shape
+        graph.append(node)
+        graph.outputs[i] = held
+        guards.append(node)
+    return guards
+
+
+def unguard_outputs(graph: Any, guards: list[Any]) -> None:
+    """Removes the placeholders: the held value becomes the output again, else an ``Identity`` does."""
+    import onnx_ir as ir
+
+    for node in guards:
+        held = node.outputs[0]
+        (value,) = node.inputs
+        name = held.name
+        index = next((i for i, v in enumerate(graph.outputs) if v is held), None)
+        removable = (
+            index is not None
+            and value is not None
+            and value.producer() is not None
+            and not value.is_graph_output()
+            and len(value.uses()) == 1
+        )
+        if removable:
+            graph.outputs[index] = value
+            graph.remove(node, safe=True)
+            value.name = name
+            continue
+        identity = ir.Node("", "Identity", [value], num_outputs=1)
+        out = identity.outputs[0]
+        out.type, out.shape = held.type, held.shape
+        graph.insert_after(node, identity)
+        if index is not None:
+            graph.outputs[index] = out
+        graph.remove(node, safe=True)
+        out.name = name
+
+
+def _guarded(optimize: Any) -> Any:
+    def optimize_graph(model: Any) -> Any:
+        guards = guard_outputs(model.graph)
+        try:
+            return optimize(model)
+        finally:
+            unguard_outputs(model.graph, guards)
+
+    optimize_graph.__wrapped__ = optimize  # type: ignore[attr-defined]
+    return optimize_graph
+
+
+def _max_pool_plugin(original: Any) -> Any:
+    """A ``reduce_window_max`` lowering pooling only the dims whose window is not trivial."""
+    from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin
+
+    class ReduceWindowMaxOverSpatialDims(PrimitiveLeafPlugin):  # type: ignore[misc]
+        def lower(self, ctx: Any, eqn: Any) -> None:
+            if not _lower_spatial_max_pool(ctx, eqn):
+                original.lower(ctx, eqn)
+
+    plugin = ReduceWindowMaxOverSpatialDims()
+    plugin.primitive = getattr(original, "primitive", "reduce_window_max")
+    plugin.metadata = getattr(original, "metadata", {})
+    return plugin
+
+
+def _min_pool_plugin() -> Any:
+    """A ``reduce_window_min`` lowering (the converter has none): ``-max_pool(-x)`` over the spatial dims."""
+    from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin
+
+    class ReduceWindowMinOverSpatialDims(PrimitiveLeafPlugin):  # type: ignore[misc]
+        def lower(self, ctx: Any, eqn: Any) -> None:
+            if not _lower_spatial_max_pool(ctx, eqn, negate=True):
+                raise NotImplementedError("primitive 'reduce_window_min' is converted only with a window of 1 on two dims (batch, features)")
+
+    plugin = ReduceWindowMinOverSpatialDims()
+    plugin.primitive = "reduce_window_min"
+    plugin.metadata = {}
+    return plugin
+
+
+def _lower_spatial_max_pool(ctx: Any, eqn: Any, *, negate: bool = False) -> bool:
+    """``Transpose -> MaxPool -> Transpose`` when exactly two dims have a trivial window; else False.
+
+    With ``negate`` it is a min pool: ``Neg`` before and after (padding is ignored by
+    ``MaxPool``, as ``+inf`` padding is by a min).
+    """
+    import onnx_ir as ir
+    from jax2onnx.plugins._ir_shapes import _ensure_value_metadata, _stamp_type_and_shape
+
+    params = eqn.params
+    window = tuple(int(d) for d in params["window_dimensions"])
+    strides = tuple(int(d) for d in params["window_strides"])
+    pads = tuple((int(lo), int(hi)) for lo, hi in params["padding"])
+    base = tuple(int(d) for d in params["base_dilation"])
+    dilation = tuple(int(d) for d in params["window_dilation"])
+    rank = len(window)
+    trivial = [i for i in range(rank) if (window[i], strides[i], pads[i], dilation[i]) == (1, 1, (0, 0), 1)]
+    pooled = [i for i in range(rank) if i not in trivial]
+    if len(trivial) != 2 or not 1 <= len(pooled) <= 3 or any(b != 1 for b in base):
+        return False
+    x_var, y_var = eqn.invars[0], eqn.outvars[0]
+    x_shape, y_shape = tuple(x_var.aval.shape), tuple(y_var.aval.shape)
+    perm = [*trivial, *pooled]
+    inverse = [perm.index(i) for i in range(rank)]
+    x = ctx.get_value_for_var(x_var, name_hint=ctx.fresh_name("max_pool_in"))
+    y_spec = ctx.get_value_for_var(y_var, name_hint=ctx.fresh_name("max_pool_out"))
+    dtype = x.type.dtype if x.type is not None else None
+    builder = ctx.builder
+
+    def stamp(value: Any, dims: tuple[Any, ...]) -> Any:
+        if dtype is not None:
+            value.type = ir.TensorType(dtype)
+        _stamp_type_and_shape(value, dims)
+        _ensure_value_metadata(ctx, value)
+        return value
+
+    if negate:
+        x = stamp(builder.Neg(x, _outputs=[ctx.fresh_name("min_pool_neg")]), x_shape)
+    moved = x
+    if perm != list(range(rank)):
+        moved = stamp(builder.Transpose(x, _outputs=[ctx.fresh_name("max_pool_nc")], perm=tuple(perm)), tuple(x_shape[i] for i in perm))
+    kwargs: dict[str, Any] = {
+        "kernel_shape": tuple(window[i] for i in pooled),
+        "strides": tuple(strides[i] for i in pooled),
+        "pads": tuple(pads[i][0] for i in pooled) + tuple(pads[i][1] for i in pooled),
+    }
+    if any(dilation[i] != 1 for i in pooled):
+        kwargs["dilations"] = tuple(dilation[i] for i in pooled)
+    name = getattr(y_spec, "name", None) or ctx.fresh_name("max_pool")
+    last = ctx.fresh_name("max_pool") if negate else name
+    if perm == list(range(rank)):
+        result = stamp(builder.MaxPool(moved, _outputs=[last], **kwargs), y_shape)
+    else:
+        pooled_value = stamp(builder.MaxPool(moved, _outputs=[ctx.fresh_name("max_pool")], **kwargs), tuple(y_shape[i] for i in perm))
+        result = stamp(builder.Transpose(pooled_value, _outputs=[last], perm=tuple(inverse)), y_shape)
+    if negate:
+        result = stamp(builder.Neg(result, _outputs=[name]), y_shape)
+    ctx.bind_value_for_var(y_var, result)
+    return True
+
+
+@contextlib.contextmanager
+def conversion_fixes() -> Iterator[None]:
+    """Installs the corrections for the block; the converter is as it was afterwards.
+
+    Each correction is skipped when the converter's internals it hooks into are absent
+    (another release): the verification of the export still compares the result with JAX.
+    """
+    from jax2onnx.converter import conversion_api
+    from jax2onnx.plugins import plugin_system
+
+    plugin_system.import_all_plugins()
+    registry = plugin_system.PLUGIN_REGISTRY
+    optimize = getattr(conversion_api, "optimize_graph", None)
+    original_pool = registry.get("reduce_window_max")
+    has_min_pool = "reduce_window_min" in registry
+    if optimize is not None:
+        conversion_api.optimize_graph = _guarded(optimize)
+    if original_pool is not None:
+        registry["reduce_window_max"] = _max_pool_plugin(original_pool)
+    if not has_min_pool:
+        registry["reduce_window_min"] = _min_pool_plugin()
+    try:
+        yield
+    finally:
+        if optimize is not None:
+            conversion_api.optimize_graph = optimize
+        if original_pool is not None:
+            registry["reduce_window_max"] = original_pool
+        if not has_min_pool:
+            registry.pop("reduce_window_min", None)
