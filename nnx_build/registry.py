@@ -79,6 +79,8 @@ def register(
 ) -> Any:
     """Registers ``name``; used as ``register(name, Config, fn)`` or as a decorator."""
 
+    _ensure_loaded()  # the built-in catalogue first, even when a plugin registers before any lookup
+
     def add(f: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and not overwrite:
             raise RegistryError(
@@ -92,9 +94,18 @@ def register(
     return add(fn) if fn is not None else add
 
 
+_LOADED = [False]
+
+
 def _ensure_loaded() -> None:
-    if not _REGISTRY:
+    if _LOADED[0]:
+        return
+    _LOADED[0] = True  # set first: the catalogue's own register() calls come back here
+    try:
         from . import layers  # noqa: F401  (registers the built-in catalogue)
+    except BaseException:
+        _LOADED[0] = False
+        raise
 
 
 def get(name: str) -> Entry | None:
