@@ -17,10 +17,9 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 from flax import nnx
-from typer.testing import CliRunner
 
 import nnx_build
-from nnx_build.cli import app
+from nnx_build.cli import main
 from nnx_build.schemas.common import Config
 
 _COUNTER = itertools.count(1)
@@ -69,11 +68,14 @@ def _spec(layer: str, deterministic: bool, mode: str | None = None) -> str:
     )
 
 
-def _run(tmp_path: Path, text: str) -> tuple[int, str]:
+def _run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``nnx-build test SPEC`` (the console script's entry point, in this process: the test layers are registered here)."""
     path = tmp_path / "spec.yaml"
     path.write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(app, ["test", str(path)])
-    return result.exit_code, result.output
+    capsys.readouterr()
+    code = main(["test", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 @pytest.mark.parametrize(
@@ -84,19 +86,19 @@ def _run(tmp_path: Path, text: str) -> tuple[int, str]:
     ],
     ids=["weights", "outputs"],
 )
-def test_a_model_that_is_not_reproducible_fails_the_check(tmp_path: Path, layer: str, expected: str) -> None:
-    code, out = _run(tmp_path, _spec(layer, deterministic=True))
+def test_a_model_that_is_not_reproducible_fails_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], layer: str, expected: str) -> None:
+    code, out = _run(tmp_path, _spec(layer, deterministic=True), capsys)
     assert code == 1, out
     assert "the same seed did not give the same model" in out, out
     assert expected in out, out
     assert "deterministic" in out and "Traceback" not in out
     # the same model without the check passes: the failure came from the deterministic check
-    code, out = _run(tmp_path, _spec(layer, deterministic=False))
+    code, out = _run(tmp_path, _spec(layer, deterministic=False), capsys)
     assert code == 0, out
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
-def test_a_reproducible_model_passes_the_check(tmp_path: Path, mode: str) -> None:
+def test_a_reproducible_model_passes_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str) -> None:
     # Dropout draws from the model's seeded rng stream: two builds with one seed agree in train mode too
-    code, out = _run(tmp_path, _spec("{type: Dropout, rate: 0.5}", deterministic=True, mode=mode))
+    code, out = _run(tmp_path, _spec("{type: Dropout, rate: 0.5}", deterministic=True, mode=mode), capsys)
     assert code == 0, out
