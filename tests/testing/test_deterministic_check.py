@@ -49,8 +49,16 @@ class Counted(nnx.Module):
         return x + self.offset
 
 
-nnx_build.register("bite>NoisyWeight", NoisyWeightConfig, lambda cfg, *, rngs: NoisyWeight(), overwrite=True)
-nnx_build.register("bite>Counted", CountedConfig, lambda cfg, *, rngs: Counted(), overwrite=True)
+@pytest.fixture(autouse=True)
+def _layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registers the two layers for one test; the registry is restored afterwards, so the
+    catalogue other tests (and the generated docs) see is unchanged."""
+    from nnx_build import registry
+
+    registry.names()  # the built-in catalogue is loaded into the registry that is restored
+    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY})
+    nnx_build.register("bite>NoisyWeight", NoisyWeightConfig, lambda cfg, *, rngs: NoisyWeight())
+    nnx_build.register("bite>Counted", CountedConfig, lambda cfg, *, rngs: Counted())
 
 
 def _spec(layer: str, deterministic: bool, mode: str | None = None) -> str:
