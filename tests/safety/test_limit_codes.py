@@ -81,6 +81,8 @@ for path in sys.argv[1:]:
         with redirect_stdout(io.StringIO()), redirect_stderr(err):
             rc = main([cmd, path])
         out[f"{path} {cmd}"] = [rc, err.getvalue()]
+from nnx_build.memory import peak_rss_mb
+out["maxrss_mb"] = peak_rss_mb()
 print(json.dumps(out))
 """
 
@@ -99,7 +101,10 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, tup
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {name: {cmd: tuple(out[f"{p} {cmd}"]) for cmd in ("check", "build")} for name, p in paths.items()}
+    return {
+        **{name: {cmd: tuple(out[f"{p} {cmd}"]) for cmd in ("check", "build")} for name, p in paths.items()},
+        "maxrss_mb": out["maxrss_mb"],
+    }
 
 
 @pytest.mark.slow
@@ -113,3 +118,8 @@ def test_each_spec_has_its_one_code(refused, name: str, cmd: str) -> None:
     others = [c for c in CODES if c != code and f"error[{c}]" in err]
     assert not others, f"{name}: also reports {others}"
     assert "Traceback" not in err and "MemoryError" not in err
+
+
+@pytest.mark.slow
+def test_refusing_them_all_stays_small(refused) -> None:
+    assert refused["maxrss_mb"] < 1500, refused["maxrss_mb"]
