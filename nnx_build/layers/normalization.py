@@ -50,7 +50,12 @@ class BatchNormConfig(Config):
     scale_init: Init | None = None
 
 
-nnx_layer(BatchNormConfig, nnx.BatchNorm, check=feature_check("num_features"))
+def _batch_norm_check(cfg: BatchNormConfig, x: Any, *rest: Any, **kw: Any) -> str | None:
+    what = "the last dimension" if cfg.axis == -1 else f"axis {cfg.axis}"
+    return feature_check("num_features", axis=cfg.axis, what=what)(cfg, x, *rest, **kw)
+
+
+nnx_layer(BatchNormConfig, nnx.BatchNorm, check=_batch_norm_check)
 
 
 class LayerNormConfig(Config):
