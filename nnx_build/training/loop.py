@@ -108,6 +108,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        self._schedule: Any = None  # the learning rate (schedule), looked up when a step is logged
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -213,15 +214,19 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v)
         return {k: sums[k] / len(idx_all) for k in self.plan.metric_keys}
 
-    def run_epoch(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> EpochResult:
+    def run_epoch(self, on_step: Callable[[int, dict[str, Any]], None] | None = None, log: Any = None) -> EpochResult:
+        """One epoch; ``log`` (a :class:`~nnx_build.training.runlog.RunLog`) gets every step and the epoch."""
         t0 = time.perf_counter()
         t = self.plan.train
         order = epoch_order(self.data.train_idx, t.seed, self.epoch, t.shuffle)
         b = self.batch_size
         totals: dict[str, Any] = {}
         for i in range(self.steps_per_epoch):
+            t_step = time.perf_counter()
             self.state, metrics = self.train_step(self.state, self.device_data, order[i * b : (i + 1) * b])
             self.step += 1
+            if log is not None:
+                self._log_step(log, metrics, t_step)
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + v
             if on_step is not None:
@@ -233,7 +238,19 @@ class Trainer:
         self.epoch += 1
         result = EpochResult(self.epoch, self.step, train, evaluation, time.perf_counter() - t0)
         self.history.append(result.to_json())
+        if log is not None:
+            log.epoch(result.epoch, result.step, result.train, result.eval, result.seconds)
         return result
+
+    def _log_step(self, log: Any, metrics: dict[str, Any], started: float) -> None:
+        values = {k: float(v) for k, v in metrics.items()}  # waits for the step: step_time is its real time
+        seconds = time.perf_counter() - started
+        grad_norm = values.pop("grad_norm", None)
+        if self._schedule is None:
+            self._schedule = self.plan.learning_rate(self.steps_per_epoch, self.plan.train.epochs)
+        lr = self._schedule(self.step - 1) if callable(self._schedule) else self._schedule
+        log.step(self.step, values, learning_rate=None if lr is None else float(lr), grad_norm=grad_norm,
+                 step_time=seconds)
 
     def fit(
         self,
@@ -244,6 +261,7 @@ class Trainer:
         on_step: Callable[[int, dict[str, Any]], None] | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
         on_start: Callable[[Trainer], None] | None = None,
+        log: Any = None,
     ) -> FitResult:
         """Trains until ``epochs`` (total, counting resumed ones) and writes the weights back.
 
@@ -252,6 +270,8 @@ class Trainer:
             spec's ``train.epochs``; learning-rate schedules always follow ``train.epochs``).
           store: a :class:`~nnx_build.training.checkpoint.CheckpointStore`; saved after each epoch.
           resume: continue from the store's latest checkpoint.
+          log: a :class:`~nnx_build.training.runlog.RunLog` for every step's and epoch's
+            metrics (``metrics.jsonl``, TensorBoard event files).
         """
         epochs = self.plan.train.epochs if epochs is None else epochs
         resumed_from = None
@@ -263,7 +283,7 @@ class Trainer:
         if on_start is not None:
             on_start(self)
         while self.epoch < epochs:
-            result = self.run_epoch(on_step)
+            result = self.run_epoch(on_step, log)
             if store is not None:
                 self.save(store)
             if on_epoch is not None:
