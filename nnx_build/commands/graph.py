@@ -51,3 +51,41 @@ def graph_cmd(
     program = pipeline.compile(spec, options)
     path = write(program, out, expand=expand, engine=engine, options=options)
     console().print(f"wrote {path}")
+
+
+@app.command("show")
+def show_cmd(
+    spec: SpecArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The page to write (.html).")],
+    expand: Annotated[bool, typer.Option("--expand", help="Draw the steps inside each block.")] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Layout program: auto (graphviz-pure, else Graphviz's dot), graphviz-pure or dot.")
+    ] = "auto",
+    max_params: MaxParams = None,
+    max_bytes: MaxBytes = None,
+    limit: LimitOpt = None,
+    plugin: PluginOpt = None,
+    plugins_from_entry_points: EntryPointsFlag = False,
+) -> None:
+    """Write a model page for SPEC: one HTML file that works offline.
+
+    The page holds the graph (click a step to see its line of the spec), the summary
+    table, the variable tree (treescope, as flax.nnx displays modules; shapes and dtypes,
+    nothing allocated) and the spec's source with numbered lines.
+
+    Examples:
+
+      nnx-build show specs/zoo/gpt2.yaml --out gpt2.html
+
+      nnx-build show specs/residual.yaml --out residual.html --expand
+    """
+    from .. import pipeline
+    from ..errors import NnxBuildError
+    from ..graph.page import write_page
+
+    if out.suffix.lower() != ".html":
+        raise NnxBuildError(f"--out must end in .html, received {str(out)!r}")
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    program = pipeline.compile(spec, options)
+    path = write_page(program, spec, out, options=options, expand=expand, engine=engine)
+    console().print(f"wrote {path}")
