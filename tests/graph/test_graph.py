@@ -252,3 +252,46 @@ def test_readme_pictures_are_what_the_command_makes(tmp_path: Path, name: str, a
         f"docs/pictures/{name} is out of date: nnx-build graph specs/zoo/gpt2.yaml {' '.join(args)} --out docs/pictures/{name}"
     )
     assert f"nnx-build graph specs/zoo/gpt2.yaml {' '.join([*args, ''])}--out docs/pictures/{name}" in (ROOT / "README.md").read_text()
+
+
+METHOD_SPEC = """
+format: 1
+name: twoway
+inputs: {x: [batch, 4]}
+layers:
+  - enc: {type: Linear, in_features: 4, out_features: 2}
+  - deep: {type: Linear, in_features: 2, out_features: 2, repeat: 3}
+  - dec: {type: Linear, in_features: 2, out_features: 4}
+methods:
+  decode:
+    inputs: {z: [batch, 2]}
+    layers:
+      - back: {type: call, module: dec, in: z}
+      - act: {type: tanh}
+    outputs: [act]
+"""
+
+
+def test_method_with_its_own_inputs_and_steps(tmp_path: Path) -> None:
+    spec = tmp_path / "twoway.yaml"
+    spec.write_text(METHOD_SPEC)
+    nodes, edges, root = parse(render(to_dot(pipeline.compile(spec)), "svg"))
+    # the method is an entry point of its own: its input, its steps, its output, in its box
+    box = root.find(f".//{SVG}g[@id='method:decode']")
+    assert box is not None
+    assert {"input:decode.z", "step:back", "step:act", "output:decode.act"} <= nodes
+    assert ("input:decode.z", "step:back") in edges and ("step:back", "step:act") in edges
+    assert ("step:act", "output:decode.act") in edges
+    # 'back' calls the module 'dec' creates: drawn as shared
+    assert ("step:dec", "step:back") in edges
+    # a repeated layer: xN, with the parameters of all its copies (3 x (2*2 + 2))
+    text = _text(root)
+    assert "Linear \N{MULTIPLICATION SIGN}3" in text and "Param 18" in text
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="no system Graphviz (apt-get install graphviz)")
+def test_system_graphviz_draws_the_same_graph() -> None:
+    dot = to_dot(pipeline.compile(ROOT / "specs/zoo/gpt2.yaml"), expand=True)
+    ours = parse(render(dot, "svg", "graphviz-pure"))
+    theirs = parse(render(dot, "svg", "dot"))
+    assert ours[0] == theirs[0] and sorted(ours[1]) == sorted(theirs[1])
