@@ -82,3 +82,13 @@ def test_metrics_jsonl_without_logdir(tmp_path: Path, reg_npz: Path) -> None:
     # starting over (--force) starts the metrics over too
     assert main(["train", str(spec), "--data", str(reg_npz), "--out", str(ckpt), "--epochs", "1", "--no-progress", "--force"]) == 0
     assert len(_lines(ckpt / "metrics.jsonl")) == STEPS_PER_EPOCH + 1
+
+
+@pytest.mark.slow
+def test_logdir_without_checkpoints_keeps_metrics_jsonl_there(tmp_path: Path, reg_npz: Path) -> None:
+    spec = tmp_path / "reg.yaml"
+    spec.write_text(REG_SPEC)
+    logs = tmp_path / "runs"
+    assert main(["train", str(spec), "--data", str(reg_npz), "--logdir", str(logs), "--epochs", "1", "--no-progress"]) == 0
+    assert [r["step"] for r in _lines(logs / "metrics.jsonl") if "epoch" not in r] == list(range(1, STEPS_PER_EPOCH + 1))
+    assert [s for s, _ in _scalars(logs)["train/grad_norm"]] == list(range(1, STEPS_PER_EPOCH + 1))
