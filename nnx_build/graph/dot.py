@@ -73,7 +73,13 @@ def to_dot(
         )
     from ..spec_io import spec_locator
 
-    return _Writer(program, report, abstract, expand, spec_locator(program.spec), links).write()
+    locate = spec_locator(program.spec)
+    writer = _Writer(program, report, abstract, expand, locate, links)
+    if expand:
+        from .shapes import block_step_shapes
+
+        writer.inner_shapes = block_step_shapes(program, abstract, locate)
+    return writer.write()
 
 
 # ---- text helpers -----------------------------------------------------------------
@@ -139,6 +145,8 @@ class _Writer:
     lines: list[str] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
     ties: list[tuple[str, str, str]] = field(default_factory=list)
+    #: output shapes of steps inside blocks, "BLOCK/STEP" -> text
+    inner_shapes: dict[str, str] = field(default_factory=dict)
 
     def write(self) -> str:
         root = self.program.root
@@ -234,10 +242,11 @@ class _Writer:
             node_id = f"step:{prefix}{node.label}"
             row = rows.get(node.label) if not prefix else None
             sub = getattr(module, node.attr, None) if module is not None and node.attr else None
+            shape = row.shape if row is not None else self.inner_shapes.get(prefix + node.label, "-")
             if node.kind == "block" and self.expand and node.block is not None:
-                self._block(node, node_id, prefix, env, sub, per, indent, row)
+                self._block(node, node_id, prefix, env, sub, per, indent, row, shape)
             else:
-                self._step(node, node_id, env, sub, per, indent, row)
+                self._step(node, node_id, env, sub, per, indent, row, shape)
                 for i, out in enumerate(node.outs):
                     env[out] = _Source(node_id, out if len(node.outs) > 1 else None)
             if node.attr:
@@ -262,11 +271,11 @@ class _Writer:
         return text
 
     def _step(self, node: Node, node_id: str, env: dict[str, _Source], sub: Any, per: int, indent: str,
-              row: Any) -> None:
+              row: Any, shape: str) -> None:
         kind = node.kind
         lines = []
-        if row is not None and row.shape != "-":
-            lines.append(row.shape)
+        if shape != "-":
+            lines.append(shape)
         lines.append(_counts(self._params(node, sub, per, row)))
         if kind == "block" and node.block is not None:
             graph = node.block.check_graph or node.block.main
@@ -280,7 +289,7 @@ class _Writer:
             self.ties.append((target, node_id, "shares " + target))
 
     def _block(self, node: Node, node_id: str, prefix: str, env: dict[str, _Source], sub: Any, per: int,
-               indent: str, row: Any) -> None:
+               indent: str, row: Any, shape: str) -> None:
         block = node.block
         assert block is not None
         inner_prefix = f"{prefix}{node.label}/"
@@ -293,7 +302,7 @@ class _Writer:
                 inner_per = per * node.repeat
         title = f"{node.label} : {self._type(node)}"
         params = _counts(self._params(node, sub, per, row))
-        shape = row.shape if row is not None and row.shape != "-" else ""
+        shape = "" if shape == "-" else shape
         texts = [f"<b>{_h(title)}</b>", *(f'<font point-size="10">{_h(t)}</font>' for t in (shape, params) if t)]
         label = "<" + "".join(t + '<br align="left"/>' for t in texts) + ">"
         self.lines.append(f"{indent}subgraph {_q('cluster_' + node_id)} {{")

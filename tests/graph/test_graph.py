@@ -185,6 +185,18 @@ def test_repeat_scan_methods_and_tied_modules_are_drawn() -> None:
     assert "edge:step:h/mask->step:h/attn:mask" in labels
     # symbolic dims as the spec writes them
     assert "(batch, seq, 768)" in _text(root)
+    # shapes inside the (scanned) block: fc widens d_model=768 to 4 * d_model, the mask is (batch, 1, seq, seq)
+    assert "(batch, seq, 3072)" in _node_text(root, "step:h/fc")
+    assert "(batch, 1, seq, seq)" in _node_text(root, "step:h/mask")
+    # and inside a block repeated without scan: Residual's 'up' is Linear(d=8 -> hidden=16)
+    _, _, res = parse(svg_of(ROOT / "specs/residual.yaml", expand=True))
+    assert "(batch, 16)" in _node_text(res, "step:res/up")
+    assert "(batch, 8)" in _node_text(res, "step:gated/out")
+
+
+def _node_text(root: ET.Element, title: str) -> str:
+    g = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "node" and g.find(f"{SVG}title").text == title)
+    return " ".join(g.itertext())
 
 
 def test_same_spec_same_bytes(tmp_path: Path) -> None:
