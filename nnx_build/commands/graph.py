@@ -45,8 +45,9 @@ def graph_cmd(
       nnx-build graph specs/residual.yaml --out residual.dot
     """
     from .. import pipeline
-    from ..graph import write
+    from ..graph import find_engine, write
 
+    find_engine(engine)  # an unknown --engine is refused before the spec is built
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     program = pipeline.compile(spec, options)
     path = write(program, out, expand=expand, engine=engine, options=options)
@@ -81,10 +82,12 @@ def show_cmd(
     """
     from .. import pipeline
     from ..errors import NnxBuildError
+    from ..graph import find_engine
     from ..graph.page import write_page
 
     if out.suffix.lower() != ".html":
         raise NnxBuildError(f"--out must end in .html, received {str(out)!r}")
+    find_engine(engine)
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     program = pipeline.compile(spec, options)
     path = write_page(program, spec, out, options=options, expand=expand, engine=engine)

@@ -307,3 +307,9 @@ def test_system_graphviz_draws_the_same_graph() -> None:
     ours = parse(render(dot, "svg", "graphviz-pure"))
     theirs = parse(render(dot, "svg", "dot"))
     assert ours[0] == theirs[0] and sorted(ours[1]) == sorted(theirs[1])
+
+
+def test_unknown_engine_is_refused_first(tmp_path: Path) -> None:
+    proc = _cli("graph", str(ROOT / "specs/residual.yaml"), "--out", str(tmp_path / "m.svg"), "--engine", "neato")
+    assert proc.returncode == 2 and "--engine must be auto or one of graphviz-pure, dot" in proc.stderr
+    assert not (tmp_path / "m.svg").exists()
