@@ -221,16 +221,21 @@ class Trainer:
         order = epoch_order(self.data.train_idx, t.seed, self.epoch, t.shuffle)
         b = self.batch_size
         totals: dict[str, Any] = {}
+        steps: list[tuple[int, dict[str, Any], float]] = []  # for the log: read once, at the end of the epoch
+        last = time.perf_counter()
         for i in range(self.steps_per_epoch):
-            t_step = time.perf_counter()
             self.state, metrics = self.train_step(self.state, self.device_data, order[i * b : (i + 1) * b])
             self.step += 1
             if log is not None:
-                self._log_step(log, metrics, t_step)
+                now = time.perf_counter()
+                steps.append((self.step, metrics, now - last))
+                last = now
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + v
             if on_step is not None:
                 on_step(i + 1, metrics)
+        if log is not None:
+            self._log_steps(log, steps)
         train = {k: float(totals[k]) / self.steps_per_epoch for k in self.plan.metric_keys}
         if not all(np.isfinite(v) for v in train.values()):
             raise TrainError(f"epoch {self.epoch + 1}: the loss is not finite ({train}); lower the learning rate or clip gradients")
@@ -242,15 +247,24 @@ class Trainer:
             log.epoch(result.epoch, result.step, result.train, result.eval, result.seconds)
         return result
 
-    def _log_step(self, log: Any, metrics: dict[str, Any], started: float) -> None:
-        values = {k: float(v) for k, v in metrics.items()}  # waits for the step: step_time is its real time
-        seconds = time.perf_counter() - started
-        grad_norm = values.pop("grad_norm", None)
+    def _log_steps(self, log: Any, steps: list[tuple[int, dict[str, Any], float]]) -> None:
+        """Each step's metrics, learning rate, gradient norm and time (seconds since the step before it
+        returned: they add up to the epoch's training time), fetched from the device in one go."""
+        host = jax.device_get([m for _, m, _ in steps])
         if self._schedule is None:
             self._schedule = self.plan.learning_rate(self.steps_per_epoch, self.plan.train.epochs)
-        lr = self._schedule(self.step - 1) if callable(self._schedule) else self._schedule
-        log.step(self.step, values, learning_rate=None if lr is None else float(lr), grad_norm=grad_norm,
-                 step_time=seconds)
+        lrs: Any = [self._schedule] * len(steps)
+        if callable(self._schedule):  # the rate each step used: the schedule at the count of updates before it
+            counts = np.array([s - 1 for s, _, _ in steps], np.int32)
+            try:
+                lrs = np.broadcast_to(np.asarray(self._schedule(jnp.asarray(counts))), counts.shape)
+            except Exception:  # noqa: BLE001  (a schedule that takes one count at a time)
+                lrs = [self._schedule(int(c)) for c in counts]
+        for (step, _, seconds), metrics, lr in zip(steps, host, jax.device_get(lrs), strict=True):
+            values = {k: float(v) for k, v in metrics.items()}
+            grad_norm = values.pop("grad_norm", None)
+            log.step(step, values, learning_rate=None if lr is None else float(lr), grad_norm=grad_norm,
+                     step_time=seconds)
 
     def fit(
         self,
