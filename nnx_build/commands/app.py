@@ -28,6 +28,8 @@ Examples:
 
   nnx-build show specs/zoo/gpt2.yaml --out gpt2.html   # model page: graph, summary, variables, spec
 
+  nnx-build view build/cnn                 # the exported ONNX model in Netron (Ctrl-C stops)
+
   nnx-build schema --out schema/nnx-spec.schema.json
 
 Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin and

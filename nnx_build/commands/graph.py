@@ -92,3 +92,44 @@ def show_cmd(
     program = pipeline.compile(spec, options)
     path = write_page(program, spec, out, options=options, expand=expand, engine=engine)
     console().print(f"wrote {path}")
+
+
+@app.command("view")
+def view_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="An export folder (nnx-build export --out DIR) or an .onnx file.", show_default=False)
+    ],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to serve on (0: any free port).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on.")] = "localhost",
+    browse: Annotated[bool, typer.Option("--browse/--no-browse", help="Open the page in a web browser.")] = True,
+) -> None:
+    """Open an export's ONNX model in Netron, served on localhost until Ctrl-C.
+
+    Examples:
+
+      nnx-build view build/cnn
+
+      nnx-build view build/cnn --port 8081 --no-browse
+
+      nnx-build view model.onnx
+    """
+    from ..errors import NnxBuildError
+
+    if path.is_dir():
+        model = path / "onnx" / "main.onnx"
+        if not model.is_file():
+            raise NnxBuildError(f"{path} has no onnx/main.onnx: export it with --to onnx (nnx-build export SPEC --to onnx --out {path})")
+    elif path.suffix.lower() == ".onnx" and path.is_file():
+        model = path
+    else:
+        raise NnxBuildError(f"{path} is neither an export folder nor an .onnx file")
+    try:
+        import netron
+    except ImportError as e:
+        raise NnxBuildError("nnx-build view needs Netron: pip install netron") from e
+    try:
+        address = netron.serve(str(model), address=(host, port), browse=browse)
+    except OSError as e:
+        raise NnxBuildError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
+    print(f"Netron shows {model} at http://{address[0]}:{address[1]}/ (Ctrl-C stops it)", flush=True)
+    netron.wait()
