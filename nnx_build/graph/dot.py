@@ -162,11 +162,9 @@ class _Writer:
             f"  edge [fontname={_q(FONT)}, fontsize=10, color=\"#555555\"];",
         ]
         env: dict[str, _Source] = {}
-        for name, spec in root.main.input_specs or tuple((n, None) for n in root.main.inputs):
-            self._input(f"input:{name}", name, spec, "  ")
-            env[name] = _Source(f"input:{name}")
-        for name, _ in ((n, None) for n in root.main.inputs if n not in env):
-            self._input(f"input:{name}", name, None, "  ")
+        specs = dict(root.main.input_specs)
+        for name in root.main.inputs:
+            self._input(f"input:{name}", name, specs.get(name), "  ")
             env[name] = _Source(f"input:{name}")
         self._variables(root, "", env, "  ")
         graph = root.check_graph or root.main
