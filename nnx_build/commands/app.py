@@ -24,6 +24,12 @@ Examples:
 
   nnx-build bench specs/seed/model.yaml    # fast path vs nnx.jit vs each artifact
 
+  nnx-build graph specs/zoo/gpt2.yaml --out gpt2.svg   # a picture of the steps
+
+  nnx-build show specs/zoo/gpt2.yaml --out gpt2.html   # model page: graph, summary, variables, spec
+
+  nnx-build view build/cnn                 # the exported ONNX model in Netron (Ctrl-C stops)
+
   nnx-build schema --out schema/nnx-spec.schema.json
 
 Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin and

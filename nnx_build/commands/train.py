@@ -33,6 +33,16 @@ ResumeOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
+LogdirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--logdir",
+        help="Write TensorBoard event files here: train loss and metrics, learning rate, gradient norm and step time "
+        "per step, train and eval metrics per epoch (view with: tensorboard --logdir DIR).",
+    ),
+]
+#: the per-step and per-epoch metrics, one JSON object a line, beside the checkpoints
+METRICS_FILE = "metrics.jsonl"
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -48,6 +58,7 @@ def train_cmd(
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     progress: ProgressOpt = True,
+    logdir: LogdirOpt = None,
     json_out: JsonFlag = False,
     limit: LimitOpt = None,
     max_params: MaxParams = None,
@@ -61,7 +72,9 @@ def train_cmd(
     held-out split (train.eval_split) is evaluated after every epoch. The data is checked
     before the first step (non-finite values, label dtype and range, target shapes). With
     --out, an orbax checkpoint (model state, optimizer state, step) is written after every
-    epoch, and --resume continues the same run: same batches, same loss curve.
+    epoch, and --resume continues the same run: same batches, same loss curve. Every
+    step's and epoch's metrics go to metrics.jsonl in --out (or in --logdir without
+    --out); --logdir also writes them as TensorBoard event files.
 
     Examples:
 
@@ -71,6 +84,8 @@ def train_cmd(
 
       nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits --resume
 
+      nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits --logdir runs/digits
+
       nnx-build train spec.yaml --data d.npz --json | tail -1 | jq .eval.accuracy
 
       nnx-build export specs/digits_cnn.yaml --weights ckpt/digits --out build/digits
@@ -79,6 +94,7 @@ def train_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..training import CheckpointStore, TrainError, prepare
+    from ..training.runlog import RunLog
 
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
     console = Console(highlight=False, soft_wrap=True)
@@ -113,7 +129,7 @@ def train_cmd(
     )
 
     if out is not None and store is None:
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != METRICS_FILE for p in out.iterdir()):
             if not force:
                 raise TrainError(f"{out} already holds checkpoints; pass --resume to continue them or --force to start over")
             shutil.rmtree(out)
@@ -147,13 +163,23 @@ def train_cmd(
         if r.epoch < total_epochs:
             bar.reset(task["id"], description=f"epoch {r.epoch + 1}/{total_epochs}", total=trainer.steps_per_epoch, metrics="")
 
+    if out is not None and not resume and (out / METRICS_FILE).exists():
+        (out / METRICS_FILE).unlink()  # a run that starts over starts its metrics over
+    jsonl = out / METRICS_FILE if out is not None else logdir / METRICS_FILE if logdir is not None else None
+    log = RunLog(jsonl, logdir) if jsonl is not None else None
     try:
         with bar:
-            result = trainer.fit(epochs, store=store, resume=resume, on_step=on_step, on_epoch=on_epoch, on_start=on_start)
+            result = trainer.fit(
+                epochs, store=store, resume=resume, on_step=on_step, on_epoch=on_epoch, on_start=on_start, log=log
+            )
     finally:
+        if log is not None:
+            log.close()
         if store is not None:
             store.close()
     if out is not None:
         console.print(f"checkpoint: {out} (step {result.step}); export it with: nnx-build export {spec} --weights {out} --out DIR")
+    if logdir is not None:
+        console.print(f"curves: tensorboard --logdir {logdir}")
     if json_out:
         print(json.dumps(result.to_json()))

@@ -108,6 +108,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        self._schedule: Any = None  # the learning rate (schedule), looked up when a step is logged
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -213,19 +214,28 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v)
         return {k: sums[k] / len(idx_all) for k in self.plan.metric_keys}
 
-    def run_epoch(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> EpochResult:
+    def run_epoch(self, on_step: Callable[[int, dict[str, Any]], None] | None = None, log: Any = None) -> EpochResult:
+        """One epoch; ``log`` (a :class:`~nnx_build.training.runlog.RunLog`) gets every step and the epoch."""
         t0 = time.perf_counter()
         t = self.plan.train
         order = epoch_order(self.data.train_idx, t.seed, self.epoch, t.shuffle)
         b = self.batch_size
         totals: dict[str, Any] = {}
+        steps: list[tuple[int, dict[str, Any], float]] = []  # for the log: read once, at the end of the epoch
+        last = time.perf_counter()
         for i in range(self.steps_per_epoch):
             self.state, metrics = self.train_step(self.state, self.device_data, order[i * b : (i + 1) * b])
             self.step += 1
+            if log is not None:
+                now = time.perf_counter()
+                steps.append((self.step, metrics, now - last))
+                last = now
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + v
             if on_step is not None:
                 on_step(i + 1, metrics)
+        if log is not None:
+            self._log_steps(log, steps)
         train = {k: float(totals[k]) / self.steps_per_epoch for k in self.plan.metric_keys}
         if not all(np.isfinite(v) for v in train.values()):
             raise TrainError(f"epoch {self.epoch + 1}: the loss is not finite ({train}); lower the learning rate or clip gradients")
@@ -233,7 +243,28 @@ class Trainer:
         self.epoch += 1
         result = EpochResult(self.epoch, self.step, train, evaluation, time.perf_counter() - t0)
         self.history.append(result.to_json())
+        if log is not None:
+            log.epoch(result.epoch, result.step, result.train, result.eval, result.seconds)
         return result
+
+    def _log_steps(self, log: Any, steps: list[tuple[int, dict[str, Any], float]]) -> None:
+        """Each step's metrics, learning rate, gradient norm and time (seconds since the step before it
+        returned: they add up to the epoch's training time), fetched from the device in one go."""
+        host = jax.device_get([m for _, m, _ in steps])
+        if self._schedule is None:
+            self._schedule = self.plan.learning_rate(self.steps_per_epoch, self.plan.train.epochs)
+        lrs: Any = [self._schedule] * len(steps)
+        if callable(self._schedule):  # the rate each step used: the schedule at the count of updates before it
+            counts = np.array([s - 1 for s, _, _ in steps], np.int32)
+            try:
+                lrs = np.broadcast_to(np.asarray(self._schedule(jnp.asarray(counts))), counts.shape)
+            except Exception:  # noqa: BLE001  (a schedule that takes one count at a time)
+                lrs = [self._schedule(int(c)) for c in counts]
+        for (step, _, seconds), metrics, lr in zip(steps, host, jax.device_get(lrs), strict=True):
+            values = {k: float(v) for k, v in metrics.items()}
+            grad_norm = values.pop("grad_norm", None)
+            log.step(step, values, learning_rate=None if lr is None else float(lr), grad_norm=grad_norm,
+                     step_time=seconds)
 
     def fit(
         self,
@@ -244,6 +275,7 @@ class Trainer:
         on_step: Callable[[int, dict[str, Any]], None] | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
         on_start: Callable[[Trainer], None] | None = None,
+        log: Any = None,
     ) -> FitResult:
         """Trains until ``epochs`` (total, counting resumed ones) and writes the weights back.
 
@@ -252,6 +284,8 @@ class Trainer:
             spec's ``train.epochs``; learning-rate schedules always follow ``train.epochs``).
           store: a :class:`~nnx_build.training.checkpoint.CheckpointStore`; saved after each epoch.
           resume: continue from the store's latest checkpoint.
+          log: a :class:`~nnx_build.training.runlog.RunLog` for every step's and epoch's
+            metrics (``metrics.jsonl``, TensorBoard event files).
         """
         epochs = self.plan.train.epochs if epochs is None else epochs
         resumed_from = None
@@ -263,7 +297,7 @@ class Trainer:
         if on_start is not None:
             on_start(self)
         while self.epoch < epochs:
-            result = self.run_epoch(on_step)
+            result = self.run_epoch(on_step, log)
             if store is not None:
                 self.save(store)
             if on_epoch is not None:

@@ -101,17 +101,21 @@ class Plan:
                  f"eval_split {t.eval_split:g}; shuffle {t.shuffle}")
         return {"spec": self.model_hash, "optimizer": opt, "schedule": schedule, "training": setup, "data": data_digest(data)}
 
+    def learning_rate(self, steps_per_epoch: int, epochs: int) -> Any:
+        """The optimizer's learning rate: an optax schedule (step -> rate), a number, or None."""
+        names = self._names(steps_per_epoch, epochs)
+        lr = self.train.optimizer.learning_rate
+        if isinstance(lr, ScheduleSpec):
+            return registry.optax_fn("schedule", lr.type)(**_values(lr.args, names))
+        return None if lr is None else _values(lr, names)
+
     def make_tx(self, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:
         """The optax transformation: clipping (if any) chained before the optimizer."""
         names = self._names(steps_per_epoch, epochs)
         opt = self.train.optimizer
         try:
             kwargs = _values(opt.args, names)
-            lr = opt.learning_rate
-            if isinstance(lr, ScheduleSpec):
-                lr = registry.optax_fn("schedule", lr.type)(**_values(lr.args, names))
-            elif lr is not None:
-                lr = _values(lr, names)
+            lr = self.learning_rate(steps_per_epoch, epochs)
             if lr is not None:
                 kwargs["learning_rate"] = lr
             tx = registry.optax_fn("optimizer", opt.type)(**kwargs)

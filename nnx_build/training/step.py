@@ -140,6 +140,7 @@ class TrainStep:
         (_, (new_rest, values)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        values = {**values, "grad_norm": optax.tree.norm(grads)}
         return TrainState(params, new_rest, opt_state, state.rngs, state.step + 1), values
 
     def _evaluate(self, state: TrainState, data: dict[str, Any], idx: Any, mask: Any) -> dict[str, Any]:
