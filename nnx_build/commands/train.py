@@ -11,6 +11,7 @@ import typer
 
 from .app import app
 from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
+from .options import MeshOpt
 
 __all__ = ["train_cmd"]
 
@@ -54,6 +55,7 @@ def train_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
@@ -80,7 +82,7 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:
