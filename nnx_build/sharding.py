@@ -363,3 +363,39 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
 
     with jax.set_mesh(mesh):
         return create(rngs)
+
+
+# ---- sharded training ------------------------------------------------------------------
+
+
+def shard_trainer(trainer: Any, plan: MeshPlan) -> None:
+    """Makes ``trainer``'s one jitted step run on the mesh.
+
+    The weights are already on their shards (the sharded build); the optimizer state is
+    created from them and keeps their shardings. Each batch is split along the mesh axes
+    the rule for the logical axis ``batch`` gives (replicated when no rule names
+    ``batch``): data parallelism and FSDP; the rules for the weights add tensor
+    parallelism. The data set is copied to every device once.
+    """
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    if math.prod(s for _, s in resolve_axes(plan.axes, jax.device_count())) == 1:
+        return  # one device: the plain step
+    mesh = make_mesh(plan)
+    (batch_axes,) = logical_to_mesh(("batch",), plan.rules, plan.names)
+    axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else tuple(batch_axes)
+    split = math.prod(dict(mesh.shape)[a] for a in axes)
+    for what, size in (("batch_size", trainer.batch_size), ("eval_batch_size", trainer.eval_batch_size)):
+        if size % split:
+            raise NnxBuildError(
+                f"train.{what} {size} is not divisible by the {split} devices the batch is split over "
+                f"(mesh axes {', '.join(axes)}); choose a multiple of {split}"
+            )
+
+    def batch_sharding(ndim: int) -> Any:
+        return NamedSharding(mesh, PartitionSpec(batch_axes, *([None] * (ndim - 1))))
+
+    trainer.train_step.batch_sharding = batch_sharding
+    replicated = NamedSharding(mesh, PartitionSpec())
+    trainer.device_data = {k: jax.device_put(v, replicated) for k, v in trainer.device_data.items()}
