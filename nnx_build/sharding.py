@@ -398,4 +398,8 @@ def shard_trainer(trainer: Any, plan: MeshPlan) -> None:
 
     trainer.train_step.batch_sharding = batch_sharding
     replicated = NamedSharding(mesh, PartitionSpec())
+    # what is not on the mesh yet (the optimizer's step count, RNG keys): replicated on it
+    trainer.state = jax.tree.map(
+        lambda a: a if len(a.sharding.device_set) > 1 else jax.device_put(a, replicated), trainer.state
+    )
     trainer.device_data = {k: jax.device_put(v, replicated) for k, v in trainer.device_data.items()}
