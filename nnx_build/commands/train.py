@@ -56,6 +56,11 @@ def train_cmd(
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
     mesh: MeshOpt = None,
+    coordinator: Annotated[
+        str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train as one of several processes.")
+    ] = None,
+    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Processes in the job.")] = None,
+    process_id: Annotated[int | None, typer.Option("--process-id", help="This process's index, from 0.")] = None,
 ) -> None:
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
@@ -82,6 +87,9 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
+    from ..sharding import init_distributed
+
+    init_distributed(coordinator, num_processes, process_id)  # or JAX_COORDINATOR_ADDRESS/... (nnx-build launch)
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
