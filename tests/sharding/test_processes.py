@@ -42,17 +42,25 @@ def _launch(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Comp
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_device(files: tuple[Path, Path]) -> None:
-    from nnx_build.training import prepare
+    from nnx_build.training import CheckpointStore, prepare
 
     spec, data = files
+    ckpt = spec.parent / "ckpt"
     r = _launch(["-n", "2", "--devices-per-process", "4", "--", "train", str(spec), "--data", str(data),
-                 "--mesh", "data=2,model=4", "--no-progress", "--json"], spec.parent)
+                 "--mesh", "data=2,model=4", "--no-progress", "--json", "--out", str(ckpt)], spec.parent)
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    one = prepare(spec, data).fit().history[-1]  # this process: one device
+    history = prepare(spec, data).fit(4).history  # this process: one device
     for split in ("train", "eval"):
-        a, b = got[split]["loss"], one[split]["loss"]
+        a, b = got[split]["loss"], history[2][split]["loss"]
         assert abs(a - b) <= 1e-5 * abs(b), (split, a, b)
+    # the two processes' checkpoint continues on one device
+    trainer = prepare(spec, data)
+    with CheckpointStore(ckpt) as store:
+        resumed = trainer.fit(4, store=store, resume=True)
+    assert resumed.resumed_from == 18
+    a, b = resumed.history[-1]["eval"]["loss"], history[3]["eval"]["loss"]
+    assert abs(a - b) <= 1e-5 * abs(b), (a, b)
 
 
 @pytest.mark.slow
