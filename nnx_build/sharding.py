@@ -2,7 +2,7 @@
 
 A variable's ``sharding:`` names one logical axis per dimension (``[embed, mlp]``); the
 spec's ``mesh:`` section (or ``--mesh data=2,model=4``) gives the mesh axes and the rules
-mapping logical names onto them. Two uses:
+mapping logical names onto them:
 
 - :func:`plan_per_device` computes, from the abstract module alone, how many bytes of
   variables (and of optimizer state) the fullest device holds. It needs no device: a
@@ -10,6 +10,10 @@ mapping logical names onto them. Two uses:
 - :func:`sharded_instantiate` builds the module inside ``jit`` with every variable's
   output sharding given, so each weight is created on its shards and no device ever
   holds a full copy of a sharded variable.
+
+:func:`shard_trainer` runs a trainer's step on the mesh, :func:`init_distributed` joins
+a multi-process job (``jax.distributed``, gloo on CPU) and :func:`launch` starts one on
+this machine.
 
 Nothing heavy is imported at module level.
 """
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MeshPlan",
     "PerDevice",
+    "init_distributed",
+    "launch",
+    "logical_axis_errors",
     "logical_to_mesh",
     "make_mesh",
     "mesh_plan",
@@ -36,7 +43,9 @@ __all__ = [
     "partition_specs",
     "plan_per_device",
     "resolve_axes",
+    "shard_trainer",
     "sharded_instantiate",
+    "unknown_logical_axes",
     "variable_axes",
 ]
 
@@ -157,7 +166,7 @@ def make_mesh(plan: MeshPlan) -> Any:
         more = (
             f"; to simulate {need} devices on CPU set {SIMULATE.format(n=need)}"
             if need > present
-            else f"; use all of them (one axis may be -1: the rest)"
+            else "; use all of them (one axis may be -1: the rest)"
         )
         raise NnxBuildError(f"{where} {_show(axes)} needs {need} devices, but {present} are present{more}")
     return jax.make_mesh(
@@ -176,31 +185,25 @@ def logical_to_mesh(
     """The mesh axes of each dimension (a PartitionSpec's entries).
 
     Without rules a logical name that is a mesh axis maps to itself. With rules, the first
-    rule naming the logical axis whose mesh axes are all in the mesh and unused by the
-    variable's other dimensions applies; a rule mapping to null replicates. A dimension
-    no rule applies to is replicated.
+    rule naming the logical axis that maps to mesh axes present in the mesh (those it
+    lacks are left out) and unused by the variable's other dimensions applies; a rule
+    mapping to null replicates. A dimension no rule applies to is replicated.
     """
     used: set[str] = set()
     out: list[str | tuple[str, ...] | None] = []
     for name in names:
-        chosen: tuple[str, ...] | None = None
+        chosen: tuple[str, ...] = ()
         if name is not None:
             candidates = [t for n, t in rules if n == name] if rules else [(name,)]
             for target in candidates:
                 if target is None:
                     break
                 present = tuple(a for a in target if a in mesh_axes)
-                if present and not used.intersection(present) and len(present) == len(target):
+                if present and not used.intersection(present):
                     chosen = present
                     break
-                if present and not used.intersection(present) and len(present) < len(target):
-                    chosen = present  # the axes the mesh has, of a multi-axis rule
-                    break
-        if chosen:
-            used.update(chosen)
-            out.append(chosen[0] if len(chosen) == 1 else chosen)
-        else:
-            out.append(None)
+        used.update(chosen)
+        out.append(None if not chosen else chosen[0] if len(chosen) == 1 else chosen)
     return tuple(out)
 
 

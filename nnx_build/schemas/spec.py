@@ -210,8 +210,9 @@ class MeshSpec(_Model):
     left over by the others. ``rules`` map the logical axis names of ``sharding:``
     annotations onto mesh axes: ``[embed, fsdp]``, ``[batch, [data, fsdp]]`` (several
     mesh axes), ``[kv, null]`` (replicated). For each dimension of a variable the first
-    rule naming its logical axis whose mesh axes are in the mesh and not yet used by
-    another dimension of that variable applies; otherwise the dimension is replicated::
+    rule naming its logical axis that maps to mesh axes present in the mesh (those it
+    lacks are left out) and not yet used by another dimension of that variable applies;
+    otherwise the dimension is replicated::
 
         mesh:
           axes: {data: 1, fsdp: -1, tensor: 1}
