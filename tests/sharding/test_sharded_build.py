@@ -91,6 +91,7 @@ SPLIT = {
 }
 
 
+@pytest.mark.slow
 def test_no_device_holds_a_full_copy_of_a_sharded_variable(child: tuple[Path, dict, dict]) -> None:
     _, report, _ = child
     assert report["devices"] == 8
@@ -108,6 +109,7 @@ def test_no_device_holds_a_full_copy_of_a_sharded_variable(child: tuple[Path, di
         assert all(nbytes == v["nbytes"] for _, nbytes, _ in v["shards"]), name
 
 
+@pytest.mark.slow
 def test_same_seed_same_values_as_one_device(child: tuple[Path, dict, dict]) -> None:
     spec, report, values = child
     # this process has one device; without its mesh: section the spec is built as always
