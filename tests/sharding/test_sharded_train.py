@@ -52,6 +52,14 @@ CHILD = textwrap.dedent(
             "kernel_shard": list(kernel.addressable_shards[0].data.shape),
             "slot_shards": [list(s.addressable_shards[0].data.shape) for s in slots],
         }
+    # a batch the data axes cannot split evenly is refused before training
+    odd = spec.replace(".yaml", "_odd.yaml")
+    open(odd, "w").write(open(spec).read().replace("batch_size: 16", "batch_size: 12"))
+    try:
+        prepare(odd, data, options=pipeline.make_options(mesh=parse_mesh("data=8")))
+        out["odd"] = "accepted"
+    except Exception as e:
+        out["odd"] = str(e)
     print(json.dumps(out))
     """
 )
@@ -78,6 +86,8 @@ def test_losses_agree_with_one_device(files: tuple[Path, Path]) -> None:
     r = subprocess.run([sys.executable, "-c", CHILD, str(spec), str(data)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = json.loads(r.stdout.strip().splitlines()[-1])
+    odd = runs.pop("odd")
+    assert "train.batch_size 12 is not divisible by the 8 devices the batch is split over" in odd, odd
 
     one = prepare(spec, data).fit().history  # this process: one device, the plain step
     # tensor parallel: the kernel and its two adamw slots are split 4 ways along `model`
