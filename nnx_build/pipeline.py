@@ -3,7 +3,9 @@
 Every command and API entry that builds a model goes through here with one
 :class:`Options` object, so a bound raised with ``--limit``, a budget, a plugin, a seed
 or a weights file means the same thing to ``build``, ``check``, ``export``, ``train``,
-``test`` and ``bench``::
+``test`` and ``bench``. A mesh (``--mesh data=2,model=4`` or the spec's ``mesh:``) is
+planned by :func:`check` (bytes per device, no device needed) and makes :func:`allocate`
+create every weight on its shards::
 
     setup(options)                      # plugins the user asked for
     spec = load(spec_or_path, options)  # document limits
@@ -32,8 +34,21 @@ if TYPE_CHECKING:
     from .builder.module import BuiltModule
     from .builder.program import Program
     from .schemas.spec import Spec
+    from .sharding import MeshPlan
 
-__all__ = ["Built", "Options", "allocate", "build", "check", "compile", "load", "load_weights", "make_options", "setup"]
+__all__ = [
+    "Built",
+    "Options",
+    "allocate",
+    "build",
+    "check",
+    "compile",
+    "load",
+    "load_weights",
+    "make_options",
+    "mesh_plan",
+    "setup",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ class Options:
       entry_points: also load installed ``nnx_build.plugins`` entry points.
       seed: overrides the spec's ``seed``.
       weights: a weights file or checkpoint to load into the built module.
+      mesh: mesh axes and sizes, ``(("data", 2), ("model", 4))``, in place of the spec's
+        ``mesh: axes`` (its rules still apply); one size may be -1 (the rest).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -57,6 +74,7 @@ class Options:
     entry_points: bool = False
     seed: int | None = None
     weights: str | os.PathLike[str] | None = None
+    mesh: tuple[tuple[str, int], ...] | None = None
 
     def replace(self, **changes: Any) -> Options:
         """A copy with ``changes``; ``None`` values leave a field as it is."""
@@ -107,16 +125,36 @@ def compile(spec: Spec | str | os.PathLike[str], options: Options | None = None)
     return compile_spec(spec, spec_locator(spec), options.limits)
 
 
-def check(program: Program, options: Options | None = None) -> Report:
-    """Shapes, dtypes and budgets of every step, abstractly: no weight is allocated."""
+def check(program: Program, options: Options | None = None, *, optimizer: str | None = None) -> Report:
+    """Shapes, dtypes and budgets of every step, abstractly: no weight is allocated.
+
+    With a mesh in effect, every logical axis of a ``sharding:`` must be mapped by a rule,
+    and ``report.per_device`` holds the bytes the fullest device keeps (plus the state of
+    ``optimizer``, an optax name, when given), computed without any device.
+    """
     from .builder.abstract import abstract_check
+    from .errors import SpecErrors
+    from .sharding import logical_axis_errors, plan_per_device
     from .spec_io import spec_locator
 
     options = options or Options()
-    report, _ = abstract_check(
-        program, spec_locator(program.spec), max_params=options.max_params, max_bytes=options.max_bytes
-    )
+    locate = spec_locator(program.spec)
+    report, abstract = abstract_check(program, locate, max_params=options.max_params, max_bytes=options.max_bytes)
+    plan = mesh_plan(program, options)
+    if plan is not None:
+        if errors := logical_axis_errors(abstract, plan, locate):
+            raise SpecErrors(errors)
+        report.per_device = plan_per_device(abstract, plan, optimizer=optimizer).to_json()
     return report
+
+
+def mesh_plan(program: Program | Spec, options: Options | None = None) -> MeshPlan | None:
+    """The mesh in effect: ``options.mesh`` (``--mesh``) or the spec's ``mesh:`` section, else None."""
+    from .sharding import mesh_plan as _plan
+
+    options = options or Options()
+    spec = getattr(program, "spec", program)
+    return _plan(spec, options.mesh)
 
 
 def check_sections(program: Program) -> None:
@@ -137,7 +175,11 @@ def check_sections(program: Program) -> None:
 def allocate(
     program: Program, options: Options | None = None, *, nbytes: int | None = None, rngs: nnx.Rngs | None = None
 ) -> BuiltModule:
-    """Builds the eager module; running out of memory is an :class:`~nnx_build.errors.OutOfMemoryError` (exit 2)."""
+    """Builds the eager module; running out of memory is an :class:`~nnx_build.errors.OutOfMemoryError` (exit 2).
+
+    With a mesh of more than one device every weight is created on its shards; a mesh
+    larger than the machine is an error naming the flag that simulates devices.
+    """
     from flax import nnx
 
     from .builder.module import allocate as _allocate
@@ -145,7 +187,16 @@ def allocate(
     options = options or Options()
     if rngs is None:
         rngs = nnx.Rngs(program.spec.seed if options.seed is None else options.seed)
-    return _allocate(program, rngs=rngs, nbytes=nbytes)
+    plan = mesh_plan(program, options)
+    if plan is not None:
+        import jax
+
+        from .sharding import make_mesh
+
+        make_mesh(plan)  # the devices are there (or a clear error)
+        if jax.device_count() == 1:
+            plan = None  # one device holds everything: the plain build
+    return _allocate(program, rngs=rngs, nbytes=nbytes, mesh=plan)
 
 
 def load_weights(model: Any, options: Options | None = None) -> Any:
@@ -186,6 +237,7 @@ def make_options(
     entry_points: bool | None = None,
     seed: int | None = None,
     weights: str | os.PathLike[str] | None = None,
+    mesh: tuple[tuple[str, int], ...] | None = None,
 ) -> Options:
     """``options`` (or the defaults) with the keyword arguments that are not ``None`` applied."""
     base = options or Options()
@@ -197,4 +249,5 @@ def make_options(
         entry_points=entry_points,
         seed=seed,
         weights=weights,
+        mesh=tuple(mesh) if mesh is not None else None,
     )

@@ -76,6 +76,7 @@ class Report:
     inputs: dict[str, dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     methods: list[str]
+    per_device: dict[str, Any] | None = None  # with a mesh: {"devices", "bytes"[, "with_optimizer_bytes"]}
 
     @property
     def total_params(self) -> int:
@@ -93,6 +94,7 @@ class Report:
             "steps": [
                 {"name": r.name, "type": r.type, "shape": r.shape, "params": r.params, "bytes": r.bytes} for r in self.rows
             ],
+            **({"per_device": self.per_device} if self.per_device is not None else {}),
         }
 
 

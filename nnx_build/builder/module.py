@@ -83,6 +83,12 @@ def _make_variable(var: Any, kinds: dict[str, type], rngs: nnx.Rngs) -> nnx.Vari
     value = init(rngs.params(), tuple(var.shape), dtype)
     variable = cls(value)
     if var.sharding:
+        if len(var.sharding) != len(value.shape):
+            raise _SpecIssue(
+                "bad-shape",
+                f"sharding names {len(var.sharding)} axes, but the variable has shape {tuple(value.shape)}; "
+                "give one logical axis (or null) per dimension",
+            )
         # logical axis names only: placing them on a mesh is the job of the sharded build
         variable.set_metadata(out_sharding=tuple(var.sharding))
     return variable
@@ -244,16 +250,22 @@ def instantiate(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         _KINDS.reset(token)
 
 
-def allocate(program: Program, *, rngs: nnx.Rngs, nbytes: int | None = None) -> BuiltModule:
+def allocate(program: Program, *, rngs: nnx.Rngs, nbytes: int | None = None, mesh: Any = None) -> BuiltModule:
     """``instantiate``, waiting for the weights, with running out of memory a typed error.
 
     JAX allocates asynchronously: without the wait an allocation failure would surface
-    later, from whatever touches the weights first.
+    later, from whatever touches the weights first. With ``mesh`` (a
+    :class:`nnx_build.sharding.MeshPlan`) every weight is created on its shards.
     """
     from ..errors import OutOfMemoryError
 
     try:
-        model = instantiate(program, rngs=rngs)
+        if mesh is None:
+            model = instantiate(program, rngs=rngs)
+        else:
+            from ..sharding import sharded_instantiate
+
+            model = sharded_instantiate(program, mesh, rngs=rngs)
         jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
         text = _first_line(e).rstrip(".")

@@ -9,6 +9,7 @@ import typer
 
 from .app import app
 from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SeedOpt, SpecArg, console, pipeline_options
+from .options import MeshOpt
 
 __all__ = ["bench_cmd"]
 
@@ -93,6 +94,7 @@ def bench_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Time SPEC's forward through the fast path, nnx.jit, and each exported artifact.
 
@@ -123,7 +125,7 @@ def bench_cmd(
         raise NnxBuildError(
             f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], known)}; choose from {', '.join(known)}"
         )
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, mesh=mesh)
     out = console(stderr=json_out)
     with out.status(f"benchmarking {spec} ..."):
         result = bench_spec(

@@ -16,6 +16,7 @@ from .options import (
     LimitOpt,
     MaxBytes,
     MaxParams,
+    MeshOpt,
     PluginOpt,
     SeedOpt,
     SpecArg,
@@ -41,6 +42,7 @@ def build_cmd(
     limit: LimitOpt = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Build SPEC eagerly, print a model summary and run one forward pass on zeros.
@@ -60,7 +62,7 @@ def build_cmd(
     from .. import pipeline
     from ..summary import forward_on_zeros, print_summary
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, weights=weights)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, weights=weights, mesh=mesh)
     out = console()
     program = pipeline.compile(spec, options)
     report = pipeline.check(program, options)
@@ -87,12 +89,24 @@ def check_cmd(
     limit: LimitOpt = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", help="With a mesh, also plan this optax optimizer's state (adamw, sgd, ...).")
+    ] = None,
+    device_memory: Annotated[
+        str | None, typer.Option("--device-memory", help="With a mesh, say whether each device's share fits this (16GB, 80GiB).")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Validate SPEC abstractly (no weights allocated): schema, references, shapes, budget.
 
+    With a mesh (--mesh or the spec's mesh:) it also plans the largest per-device share of
+    the variables (and of --optimizer state) from the sharding rules alone: no device is
+    needed, so a mesh of 8 is planned on a one-device machine.
+
     With --json the last line of stdout is one JSON object, also on failure:
-    `{"ok": false, "errors": [{"file", "line", "col", "code", "message"}]}` (exit 2).
+    `{"ok": false, "errors": [{"file", "line", "col", "code", "message"}]}` (exit 2);
+    with a mesh it holds `"per_device": {"devices", "bytes"[, "with_optimizer_bytes"]}`.
 
     Examples:
 
@@ -101,24 +115,65 @@ def check_cmd(
       nnx-build check spec.yaml --json | tail -1 | jq .params
 
       nnx-build check huge.yaml --limit max_modules=50000 --max-bytes 4000000000000
+
+      nnx-build check specs/zoo/llama_7b.yaml --mesh fsdp=8 --optimizer adamw --device-memory 16GB
     """
     from .. import pipeline
     from ..errors import NnxBuildError
     from ..summary import print_summary
 
     try:
-        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+        memory = parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
         program = pipeline.compile(spec, options)
-        report = pipeline.check(program, options)
+        report = pipeline.check(program, options, optimizer=optimizer)
         pipeline.check_sections(program)
     except NnxBuildError as e:
         if json_out:
             print(json.dumps({"ok": False, "errors": _error_records(e, spec)}))
         raise
+    fits = _fits(report.per_device, memory)
     if json_out:
-        print(json.dumps({"ok": True, **report.to_json()}))
+        data = {"ok": True, **report.to_json()}
+        if fits is not None:
+            data["per_device"]["fits"] = fits
+        print(json.dumps(data))
         return
-    print_summary(console(), report, title=f"{spec}: ok", program=program)
+    out = console()
+    print_summary(out, report, title=f"{spec}: ok", program=program)
+    if report.per_device is not None:
+        out.print(_per_device_line(report.per_device, optimizer, memory, fits))
+
+
+def _fits(per_device: dict[str, Any] | None, memory: int | None) -> bool | None:
+    if per_device is None or memory is None:
+        return None
+    return per_device.get("with_optimizer_bytes", per_device["bytes"]) <= memory
+
+
+def _per_device_line(pd: dict[str, Any], optimizer: str | None, memory: int | None, fits: bool | None) -> str:
+    from ..builder.abstract import human_bytes
+
+    text = f"per device ({pd['devices']} devices, planned): {human_bytes(pd['bytes'])} of variables"
+    if "with_optimizer_bytes" in pd:
+        text += f", {human_bytes(pd['with_optimizer_bytes'])} with {optimizer} state"
+    if fits is not None:
+        text += f"; {'fits' if fits else 'does NOT fit'} {human_bytes(memory or 0)} per device"
+    return text
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """``16GB`` / ``16GiB`` / ``500MB`` / ``1000000`` -> bytes (GB and GiB both 1024**3, as the summary prints)."""
+    import re
+
+    from ..errors import NnxBuildError
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise NnxBuildError(f"{option} takes a size such as 16GB, 80GiB or 500MB; received {text!r}")
+    unit = (m.group(2) or "B").upper().replace("I", "").rstrip("B") or "B"
+    scale = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
+    return int(float(m.group(1)) * scale)
 
 
 def _error_records(exc: BaseException, spec: Path) -> list[dict[str, Any]]:

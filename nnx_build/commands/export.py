@@ -9,6 +9,7 @@ import typer
 
 from .app import app
 from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, console, pipeline_options
+from .options import MeshOpt
 
 __all__ = ["export_cmd", "verify_cmd"]
 
@@ -123,6 +124,7 @@ def export_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Export SPEC to StableHLO, TF SavedModel and ONNX in OUT, verified against JAX.
 
@@ -143,7 +145,7 @@ def export_cmd(
 
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     from ..exporters import PartialExportError, export
 
     try:
@@ -193,6 +195,7 @@ def verify_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Re-verify an export folder: reload each artifact in a fresh process, compare with JAX.
 
@@ -207,7 +210,7 @@ def verify_cmd(
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     from ..exporters import verify_dir
 
     result = verify_dir(

@@ -5,8 +5,8 @@ them into options with :func:`pipeline_options`, which also loads the plugins::
 
     def my_cmd(spec: SpecArg, limit: LimitOpt = None, max_params: MaxParams = None,
                max_bytes: MaxBytes = None, plugin: PluginOpt = None,
-               plugins_from_entry_points: EntryPointsFlag = False) -> None:
-        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+               plugins_from_entry_points: EntryPointsFlag = False, mesh: MeshOpt = None) -> None:
+        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
 
 Commands import from here (and register on :data:`nnx_build.commands.app.app`); nothing
 here imports a command or ``cli``. Heavy modules are imported inside functions.
@@ -31,6 +31,7 @@ __all__ = [
     "LimitOpt",
     "MaxBytes",
     "MaxParams",
+    "MeshOpt",
     "PluginOpt",
     "SeedOpt",
     "SpecArg",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 # the options every sub-command that builds a spec takes (a test walks every command for them)
-BUILD_OPTIONS = ("--limit", "--max-params", "--max-bytes", "--plugin", "--plugins-from-entry-points")
+BUILD_OPTIONS = ("--limit", "--max-params", "--max-bytes", "--plugin", "--plugins-from-entry-points", "--mesh")
 
 SpecArg = Annotated[Path, typer.Argument(help="Spec file (.yaml, .yml or .json).", show_default=False)]
 MaxParams = Annotated[
@@ -74,6 +75,15 @@ EntryPointsFlag = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
+MeshOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mesh",
+        help="Device mesh AXIS=SIZE,..., e.g. data=2,model=4 (one size may be -1: the rest), in place of the "
+        "spec's mesh: axes; its rules map sharding: names onto these axes. check plans it without devices; "
+        "building needs the devices (simulate N on CPU with XLA_FLAGS=--xla_force_host_platform_device_count=N).",
+    ),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed.")]
 
 
@@ -111,9 +121,11 @@ def pipeline_options(
     *,
     seed: int | None = None,
     weights: str | os.PathLike[str] | None = None,
+    mesh: str | None = None,
 ) -> Options:
     """The command-line build options as one pipeline ``Options``; loads the plugins it names."""
     from ..pipeline import Options, setup
+    from ..sharding import parse_mesh
 
     check_seed(seed)
     options = Options(
@@ -124,6 +136,7 @@ def pipeline_options(
         entry_points=plugins_from_entry_points,
         seed=seed,
         weights=weights,
+        mesh=parse_mesh(mesh) if mesh is not None else None,
     )
     setup(options)
     return options

@@ -11,6 +11,7 @@ from ..errors import NnxBuildError
 from ..testing.runner import EXIT_NO_TESTS
 from .app import app
 from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, pipeline_options
+from .options import MeshOpt
 from .options import console as _out
 
 
@@ -49,6 +50,7 @@ def test_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Run the spec tests (the `tests:` section) of SPEC files.
 
@@ -77,7 +79,7 @@ def test_cmd(
     from ..testing import discover, display_path, run
     from ..testing.results import CaseResult, SpecCase
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     console = _out()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]

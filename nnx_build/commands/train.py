@@ -11,6 +11,7 @@ import typer
 
 from .app import app
 from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
+from .options import MeshOpt
 
 __all__ = ["train_cmd"]
 
@@ -65,6 +66,12 @@ def train_cmd(
     max_bytes: MaxBytes = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
+    coordinator: Annotated[
+        str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train as one of several processes.")
+    ] = None,
+    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Processes in the job.")] = None,
+    process_id: Annotated[int | None, typer.Option("--process-id", help="This process's index, from 0.")] = None,
 ) -> None:
     """Train SPEC on the arrays of an .npz as its train: section says, on the fast path.
 
@@ -96,7 +103,10 @@ def train_cmd(
     from ..training import CheckpointStore, TrainError, prepare
     from ..training.runlog import RunLog
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    from ..sharding import init_distributed
+
+    init_distributed(coordinator, num_processes, process_id)  # or JAX_COORDINATOR_ADDRESS/... (nnx-build launch)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:

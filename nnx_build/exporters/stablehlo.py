@@ -12,6 +12,11 @@ Per entry point ``NAME`` (``main`` or a spec method), in ``DIR/stablehlo/``:
 With ``weights_as_args`` the weights stay arguments (``@main(weights..., inputs...)``,
 weights first in sorted key order) and ``weights.npz`` is written beside: for models too
 large for constants. The serialized artifact is then called as ``.call(weights, x)``.
+
+A model built on a mesh (``export --mesh``) exported with ``weights_as_args`` keeps its
+shardings: the artifact runs on that many devices (``nr_devices`` and ``mesh`` in the
+manifest), each weight argument split as in the sharded build, inputs replicated. With
+weights as constants the weights are gathered: a single-device artifact.
 """
 
 from __future__ import annotations
@@ -54,14 +59,32 @@ def strip_shape_assertions(text: str) -> str:
         return module.operation.get_asm(enable_debug_info=False, large_elements_limit=None)
 
 
+def _weights_mesh(weights: Mapping[str, Any]) -> Any:
+    """The mesh the weights are sharded over (a sharded build), or None."""
+    import jax
+
+    for v in weights.values():
+        sharding = getattr(v, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh.size > 1:
+            return sharding.mesh
+    return None
+
+
 def _exported(entry: Entry, platforms: tuple[str, ...], weights_as_args: bool) -> Any:
     import jax
     from jax import export
+    from jax.sharding import NamedSharding, PartitionSpec
 
     args = symbolic_args(entry.inputs)
     if weights_as_args:
         wspec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in entry.ff.weights.items()}
-        return export.export(jax.jit(entry.ff.pure), platforms=platforms)(wspec, *args)
+        mesh = _weights_mesh(entry.ff.weights)
+        if mesh is None:
+            return export.export(jax.jit(entry.ff.pure), platforms=platforms)(wspec, *args)
+        weight_shardings = {k: v.sharding for k, v in entry.ff.weights.items()}
+        replicated = NamedSharding(mesh, PartitionSpec())
+        jitted = jax.jit(entry.ff.pure, in_shardings=(weight_shardings, *[replicated] * len(args)))
+        return export.export(jitted, platforms=platforms)(wspec, *args)
     return export.export(jax.jit(entry.ff.closed()), platforms=platforms)(*args)
 
 
@@ -79,6 +102,10 @@ def export_stablehlo(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     section: dict[str, Any] = {"platforms": list(platforms), "weights_as_args": weights_as_args, "entries": {}}
+    mesh = _weights_mesh(entries[0].ff.weights) if entries else None
+    if mesh is not None:
+        # the mesh the weights were built on; with weights as constants they are gathered
+        section["mesh"] = {str(k): int(v) for k, v in mesh.shape.items()}
     for entry in entries:
         try:
             exp = _exported(entry, platforms, weights_as_args)
@@ -94,6 +121,7 @@ def export_stablehlo(
                 mlirs[platform] = path.name
             files["mlir"] = mlirs
             files["main_args"] = (len(entry.ff.weights) if weights_as_args else 0) + len(entry.inputs)
+            section["nr_devices"] = exp.nr_devices
         except ConversionError:
             raise
         except Exception as e:
@@ -141,7 +169,25 @@ def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> d
                 raise RuntimeError(f"{mlir_name}: @main takes {nargs} arguments, expected {files['main_args']}")
             code = jmlir.module_to_bytecode(module)
         exps["stablehlo-mlir"] = dataclasses.replace(exp, mlir_module_serialized=code, platforms=(platform,))
-    device_weights = jax.device_put(weights)
+    n = int(section.get("nr_devices", 1))
+    if n > 1 and weights:
+        # a sharded artifact runs on a mesh of the size it was exported for
+        if jax.device_count() < n:
+            raise RuntimeError(
+                f"the artifact was exported for {n} devices, {jax.device_count()} are present; "
+                f"simulate them on CPU with XLA_FLAGS=--xla_force_host_platform_device_count={n}"
+            )
+        axes = section.get("mesh") or {"devices": n}
+        mesh = jax.make_mesh(
+            tuple(axes.values()), tuple(axes), devices=jax.devices()[:n],
+            axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+        )
+        shardings = exp.in_shardings_jax(mesh)
+        device_weights = (jax.device_put(weights[0], shardings[0]),)
+        inputs_sharding = shardings[1:]
+    else:
+        device_weights = jax.device_put(weights)
+        inputs_sharding = None
 
     def run(e: Any) -> Run:
         fn = jax.jit(e.call)
@@ -150,7 +196,12 @@ def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> d
             out = fn(*device_weights, *xs)
             return tuple(out) if isinstance(out, tuple | list) else (out,)
 
-        return Run(call, prepare=lambda xs: [jax.device_put(x) for x in xs], block=jax.block_until_ready)
+        def prepare(xs: Any) -> list[Any]:
+            if inputs_sharding is None:
+                return [jax.device_put(x) for x in xs]
+            return [jax.device_put(x, s) for x, s in zip(xs, inputs_sharding, strict=False)]
+
+        return Run(call, prepare=prepare, block=jax.block_until_ready)
 
     return {name: run(e) for name, e in exps.items()}
 

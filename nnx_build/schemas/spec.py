@@ -204,10 +204,63 @@ class BlockSpec(_Model):
 
 
 class MeshSpec(_Model):
-    """A device mesh and the rules mapping logical axis names onto its axes."""
+    """A device mesh and the rules mapping logical axis names onto its axes.
 
-    axes: dict[Name, int]
-    rules: list[tuple[str, str | None]] = Field(default_factory=list)
+    ``axes`` gives each mesh axis its size, in order; one size may be ``-1``: the devices
+    left over by the others. ``rules`` map the logical axis names of ``sharding:``
+    annotations onto mesh axes: ``[embed, fsdp]``, ``[batch, [data, fsdp]]`` (several
+    mesh axes), ``[kv, null]`` (replicated). For each dimension of a variable the first
+    rule naming its logical axis that maps to mesh axes present in the mesh (those it
+    lacks are left out) and not yet used by another dimension of that variable applies;
+    otherwise the dimension is replicated::
+
+        mesh:
+          axes: {data: 1, fsdp: -1, tensor: 1}
+          rules: [[batch, [data, fsdp]], [embed, fsdp], [mlp, tensor], [kv, null]]
+    """
+
+    axes: dict[Name, int] = Field(description="mesh axis name -> size, in order; one size may be -1 (the rest)")
+    rules: list[list[str | list[str] | None]] = Field(
+        default_factory=list,
+        description="[logical axis, mesh axis | [mesh axes] | null] pairs; the first that applies wins",
+    )
+
+    @field_validator("axes")
+    @classmethod
+    def _sizes(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [f"{k}: {n}" for k, n in v.items() if n < 1 and n != -1]
+        if bad:
+            raise ValueError(f"mesh axis sizes are positive integers or -1 (the rest), received {', '.join(bad)}")
+        if sum(n == -1 for n in v.values()) > 1:
+            raise ValueError("at most one mesh axis may have size -1 (the devices left over by the others)")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: list[list[Any]]) -> list[list[Any]]:
+        for i, rule in enumerate(v):
+            if len(rule) != 2 or not isinstance(rule[0], str) or not _IDENT.match(rule[0]):
+                raise ValueError(
+                    f"rule {i} must be a pair [logical axis, mesh axis | [mesh axes] | null] such as [embed, fsdp], "
+                    f"received {rule!r}"
+                )
+            target = rule[1]
+            names = target if isinstance(target, list) else [] if target is None else [target]
+            if any(not _IDENT.match(n) for n in names):
+                raise ValueError(f"rule {i} maps '{rule[0]}' to {target!r}; mesh axes are names such as data or fsdp")
+        return v
+
+    @model_validator(mode="after")
+    def _rule_axes(self) -> MeshSpec:
+        for i, (logical, target) in enumerate(self.rules):
+            names = target if isinstance(target, list) else [] if target is None else [target]
+            unknown = [n for n in names if n not in self.axes]
+            if unknown:
+                raise ValueError(
+                    f"rule {i} maps '{logical}' to mesh axis '{unknown[0]}', which 'axes' does not declare "
+                    f"(axes: {', '.join(self.axes)}); declare it (size 1 leaves it unused) or fix the name"
+                )
+        return self
 
 
 class Spec(_Model):

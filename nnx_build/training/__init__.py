@@ -79,7 +79,13 @@ def prepare(
     report = pipeline.check(program, options)
     dataset = load_data(data, plan)
     model = pipeline.load_weights(pipeline.allocate(program, options, nbytes=report.total_bytes), options)
-    return Trainer(model, plan, dataset)
+    trainer = Trainer(model, plan, dataset)
+    mesh = pipeline.mesh_plan(program, options)
+    if mesh is not None:
+        from ..sharding import shard_trainer
+
+        shard_trainer(trainer, mesh)
+    return trainer
 
 
 def train(

@@ -83,9 +83,16 @@ def _quiet() -> Iterator[None]:
 
 
 def _abstract(tree: Any) -> Any:
+    """Restore targets; a ``jax.Array`` keeps its sharding, so a checkpoint written on one mesh
+    is read onto this run's devices (another mesh, or one device) directly."""
     import jax
 
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype), tree)
+    def target(a: Any) -> Any:
+        dtype = np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
+        sharding = a.sharding if isinstance(a, jax.Array) else None
+        return jax.ShapeDtypeStruct(np.shape(a), dtype, sharding=sharding)
+
+    return jax.tree.map(target, tree)
 
 
 class CheckpointStore:

@@ -104,6 +104,7 @@ class TrainStep:
             k: "key" if isinstance(v, nnx.RngKey) else "count" if isinstance(v, nnx.RngCount) else "other"
             for k, (_, v) in zip(self.rng_flat.keys, self.rng_flat.items, strict=True)
         }
+        self.batch_sharding: Any = None  # with a mesh: how each batch array is split (nnx_build.sharding)
         self._step = jax.jit(self._train)
         self._eval = jax.jit(self._evaluate)
 
@@ -126,8 +127,13 @@ class TrainStep:
 
     # ---- the pure functions -----------------------------------------------------------------
 
+    def _shard(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if self.batch_sharding is None:
+            return batch
+        return {k: jax.lax.with_sharding_constraint(v, self.batch_sharding(v.ndim)) for k, v in batch.items()}
+
     def _train(self, state: TrainState, data: dict[str, Any], idx: Any) -> tuple[TrainState, dict[str, Any]]:
-        batch = _batch(data, idx)
+        batch = self._shard(_batch(data, idx))
         rngs = _reseed(state.rngs, self.rng_kinds, state.step)
 
         def loss_fn(params: dict[str, Any]) -> Any:
@@ -145,7 +151,7 @@ class TrainStep:
 
     def _evaluate(self, state: TrainState, data: dict[str, Any], idx: Any, mask: Any) -> dict[str, Any]:
         module = self.merge(state, train=False)
-        values = self.objective(module, _batch(data, idx))
+        values = self.objective(module, self._shard(_batch(data, idx)))
         return {k: jnp.sum(v * mask) for k, v in values.items()}
 
     @property
