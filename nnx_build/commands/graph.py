@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, console, pipeline_options
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, SpecArg, console, pipeline_options
 
 __all__ = ["graph_cmd"]
 
@@ -28,6 +28,7 @@ def graph_cmd(
     limit: LimitOpt = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Draw SPEC as a graph: one node per step with its type, output shape and parameters by kind.
 
@@ -48,7 +49,7 @@ def graph_cmd(
     from ..graph import find_engine, write
 
     find_engine(engine)  # an unknown --engine is refused before the spec is built
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     program = pipeline.compile(spec, options)
     path = write(program, out, expand=expand, engine=engine, options=options)
     console().print(f"wrote {path}")
@@ -67,6 +68,7 @@ def show_cmd(
     limit: LimitOpt = None,
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
+    mesh: MeshOpt = None,
 ) -> None:
     """Write a model page for SPEC: one HTML file that works offline.
 
@@ -88,7 +90,7 @@ def show_cmd(
     if out.suffix.lower() != ".html":
         raise NnxBuildError(f"--out must end in .html, received {str(out)!r}")
     find_engine(engine)
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     program = pipeline.compile(spec, options)
     path = write_page(program, spec, out, options=options, expand=expand, engine=engine)
     console().print(f"wrote {path}")
