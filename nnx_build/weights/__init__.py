@@ -6,9 +6,16 @@
 
 Files hold the flat ``{"path/to/var": array}`` dict of every non-RNG variable (keys as
 ``nnx.to_flat_state`` paths joined by ``'/'``: ``"linear/kernel"``). Formats come from one
-table, :data:`~nnx_build.weights.formats.FORMATS` (``npz``; ``orbax``: an ``nnx-build
-train --out`` checkpoint folder). Loading checks every name, shape and dtype before
-changing anything, and says what does not fit in one line naming the file and variable.
+table, :data:`~nnx_build.weights.formats.FORMATS` (``safetensors``, ``npz``; ``orbax``: an
+``nnx-build train --out`` checkpoint folder; pickle files are refused). Loading checks
+every name, shape and dtype before changing anything, and says what does not fit in one
+line naming the file and variable.
+
+A checkpoint in another naming (a Hugging Face ``model.safetensors``) goes through the
+spec's ``weights:`` mapping (:mod:`nnx_build.weights.mapping`): :func:`check_weights`
+matches it against the header without reading a tensor, :func:`load_weights` with
+``program=`` reads one tensor at a time, :func:`export_weights` writes a model back under
+the checkpoint's names.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ import numpy as np
 
 from ..errors import did_you_mean
 from .errors import WeightsError
-from .formats import FORMATS, WeightFormat, register_format
+from .formats import FORMATS, TensorSource, WeightFormat, open_source, register_format
 
 __all__ = [
     "FORMATS",
     "WeightFormat",
     "WeightsError",
     "apply_weights",
+    "check_weights",
+    "export_weights",
     "load_weights",
+    "open_weights",
     "read_weights",
     "register_format",
     "save_weights",
@@ -43,17 +53,27 @@ def _format_named(name: str) -> WeightFormat:
     return FORMATS[name]
 
 
-def read_weights(path: str | os.PathLike[str], *, format: str | None = None) -> dict[str, np.ndarray]:  # noqa: A002
-    """Reads a weights file (or checkpoint folder) into ``{"path/to/var": array}``."""
-    path = Path(path)
+def _format_of(path: Path, format: str | None) -> WeightFormat:  # noqa: A002
     if not path.exists():
         raise WeightsError(f"weights file {path} does not exist")
     if format is not None:
-        return _format_named(format).load(path)
+        return _format_named(format)
     for fmt in FORMATS.values():
         if fmt.detect(path):
-            return fmt.load(path)
+            return fmt
     raise WeightsError(f"{path}: unknown weights format; expected one of: {', '.join(FORMATS)}")
+
+
+def read_weights(path: str | os.PathLike[str], *, format: str | None = None) -> dict[str, np.ndarray]:  # noqa: A002
+    """Reads a weights file (or checkpoint folder) into ``{"path/to/var": array}``."""
+    path = Path(path)
+    return _format_of(path, format).load(path)
+
+
+def open_weights(path: str | os.PathLike[str], *, format: str | None = None) -> TensorSource:  # noqa: A002
+    """A lazy reader of a weights file: names, shapes and dtypes first, then one tensor at a time."""
+    path = Path(path)
+    return open_source(path, _format_of(path, format))
 
 
 def write_weights(weights: Mapping[str, Any], path: str | os.PathLike[str], *, format: str | None = None) -> Path:  # noqa: A002
@@ -62,9 +82,10 @@ def write_weights(weights: Mapping[str, Any], path: str | os.PathLike[str], *, f
     if format is not None:
         fmt = _format_named(format)
     else:
-        found = [f for f in FORMATS.values() if f.suffix == path.suffix]
+        writable = [f for f in FORMATS.values() if f.name != "pickle"]  # pickle files are only ever refused
+        found = [f for f in writable if f.suffix == path.suffix]
         if not found:
-            kinds = ", ".join(f"'{f.suffix}' ({f.name})" if f.suffix else f"a folder ({f.name})" for f in FORMATS.values())
+            kinds = ", ".join(f"'{f.suffix}' ({f.name})" if f.suffix else f"a folder ({f.name})" for f in writable)
             raise WeightsError(f"cannot tell the weights format of {path} from its name; use {kinds}, or pass format=")
         fmt = found[0]
     fmt.save(weights, path)
@@ -118,13 +139,117 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
         var.set_value(jnp.asarray(weights[k], dtype=var.dtype))
 
 
-def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None = None) -> Any:  # noqa: A002
+def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None = None, program: Any = None) -> Any:  # noqa: A002
     """Loads a weights file into a built module (changed in place) and returns the module.
 
-    :func:`nnx_build.load_weights` also takes a spec, built first.
+    With ``program`` (the module's compiled spec) whose spec has a ``weights:`` mapping,
+    the file's tensors go through it, one tensor read at a time; every name, shape and
+    dtype is checked from the header first. :func:`nnx_build.load_weights` also takes a
+    spec, built first.
 
     Raises:
       WeightsError: unreadable file, or a variable missing, unknown, of another shape or dtype.
+      SpecErrors: with a mapping, every problem located at its rule.
     """
+    if program is not None and program.spec.weights is not None:
+        from flax import nnx
+
+        from ..fastpath import weight_key
+        from .mapping import load_plan
+
+        variables = {weight_key(p): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}
+        shapes = {k: (tuple(v.get_value().shape), np.dtype(v.get_value().dtype)) for k, v in variables.items()}
+        with open_weights(path, format=format) as source:
+            plan = _plan(program, shapes, source)
+            load_plan(plan, source, variables)
+        return model
     apply_weights(model, read_weights(path, format=format), source=str(path))
     return model
+
+
+def model_variables(program: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Every non-RNG variable of ``program``'s module: shape and dtype, from the abstract build."""
+    from flax import nnx
+
+    from ..builder.module import instantiate
+    from ..fastpath import weight_key
+
+    abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(program.spec.seed)))
+    return {
+        weight_key(p): (tuple(v.get_value().shape), np.dtype(v.get_value().dtype))
+        for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Not(nnx.RngState)))
+    }
+
+
+def _mapping(program: Any) -> Any:
+    from ..spec_io import spec_locator
+    from .mapping import compile_mapping
+
+    spec = program.spec
+    locate = spec_locator(spec)
+    if spec.weights is None:
+        return None
+    if not isinstance(spec.weights, str):
+        return compile_mapping(spec.weights, locate, ("weights",), "weights.map")
+    return compile_mapping(*_mapping_file(spec.weights, locate(("weights",))), "map")
+
+
+def _mapping_file(name: str, at: Any) -> tuple[Any, Any, tuple[Any, ...]]:
+    """A mapping in its own YAML file: its parsed model, locator and root path."""
+    from pydantic import ValidationError
+
+    from ..errors import SpecError, SpecErrors
+    from ..loader import parse_document, read_source
+    from ..schemas.weights import WeightsMapping
+    from .mapping import relative_mapping_file
+
+    path = relative_mapping_file(at.file, name)
+    if not path.is_file():
+        raise SpecErrors([SpecError("file-not-found", f"weights mapping file {path} does not exist", at)])
+    text, file = read_source(path)
+    doc = parse_document(text, file)
+    try:
+        mapping = WeightsMapping.model_validate(doc.data)
+    except ValidationError as e:
+        raise SpecErrors(
+            [SpecError("invalid-weights", f"{'.'.join(map(str, err['loc'])) or 'mapping'}: {err['msg']}", doc.locate(tuple(err["loc"])))
+             for err in e.errors()]
+        ) from None
+    return mapping, doc.locate, ()
+
+
+def _plan(program: Any, variables: Mapping[str, Any], source: TensorSource) -> Any:
+    from ..spec_io import spec_locator
+    from .mapping import identity_rules, make_plan, model_slots
+
+    ctx = _mapping(program) or identity_rules(variables, spec_locator(program.spec)(()))
+    slots = model_slots(program.root, variables)
+    return make_plan(ctx, slots, variables, source.infos(), str(source.path))
+
+
+def check_weights(program: Any, path: str | os.PathLike[str], *, format: str | None = None) -> Any:  # noqa: A002
+    """Checks a weights file against ``program`` (its ``weights:`` mapping, or the variable
+    names) from the file's header: no tensor is read, nothing is allocated.
+
+    Returns:
+      the :class:`~nnx_build.weights.mapping.Plan` (``plan.nbytes``: bytes it would read).
+    Raises:
+      SpecErrors: every problem, located at its rule of the mapping.
+    """
+    with open_weights(path, format=format) as source:
+        return _plan(program, model_variables(program), source)
+
+
+def export_weights(model: Any, program: Any, src: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str | None = None) -> Path:  # noqa: A002
+    """Writes ``model``'s weights to ``out`` under the names of checkpoint ``src`` through the
+    inverse of the spec's mapping (every transform undone; ignored buffers copied from ``src``).
+    """
+    from ..fastpath import flat_weights
+    from .mapping import export_plan
+
+    values = {k: np.asarray(v) for k, v in flat_weights(model).items()}
+    shapes = {k: (tuple(v.shape), v.dtype) for k, v in values.items()}
+    with open_weights(src) as source:
+        plan = _plan(program, shapes, source)
+        tensors = export_plan(plan, values, source)
+    return write_weights(tensors, out, format=format)
