@@ -27,7 +27,11 @@ __all__ = ["build_cmd", "check_cmd", "schema_cmd"]
 
 WeightsOpt = Annotated[
     Path | None,
-    typer.Option("--weights", help="Load these weights after building: an .npz (nnx_build.save_weights) or a checkpoint folder."),
+    typer.Option(
+        "--weights",
+        help="Load these weights after building: a .safetensors file (or sharded index, or folder), an .npz "
+        "(nnx_build.save_weights) or a checkpoint folder; through the spec's weights: mapping if it has one.",
+    ),
 ]
 
 
@@ -66,7 +70,7 @@ def build_cmd(
     report = pipeline.check(program, options)
     with out.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
         model = pipeline.allocate(program, options, nbytes=report.total_bytes)
-        pipeline.load_weights(model, options)
+        pipeline.load_weights(model, options, program)
     outputs = forward_on_zeros(model, program)
     print_summary(out, report, title=f"{type(model).__name__} built from {spec}", program=program)
     if weights is not None:
@@ -79,9 +83,20 @@ def build_cmd(
         print(json.dumps(data))
 
 
+CheckWeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Also check this weights file against the model (through the spec's weights: mapping): every "
+        "name, shape and dtype from the file's header; no tensor is read.",
+    ),
+]
+
+
 @app.command("check")
 def check_cmd(
     spec: SpecArg,
+    weights: CheckWeightsOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
     limit: LimitOpt = None,
@@ -101,24 +116,40 @@ def check_cmd(
       nnx-build check spec.yaml --json | tail -1 | jq .params
 
       nnx-build check huge.yaml --limit max_modules=50000 --max-bytes 4000000000000
+
+      nnx-build check specs/hf/all_minilm_l6_v2.yaml --weights model.safetensors
     """
     from .. import pipeline
     from ..errors import NnxBuildError
     from ..summary import print_summary
 
+    plan = None
     try:
         options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
         program = pipeline.compile(spec, options)
         report = pipeline.check(program, options)
         pipeline.check_sections(program)
+        if weights is not None:
+            from ..weights import check_weights
+
+            plan = check_weights(program, weights)
     except NnxBuildError as e:
         if json_out:
             print(json.dumps({"ok": False, "errors": _error_records(e, spec)}))
         raise
+    summary = None
+    if plan is not None:
+        tensors = len({u.tensor for u in plan.uses})
+        summary = {"file": str(weights), "tensors": tensors, "ignored": len(plan.ignored), "bytes": plan.nbytes}
     if json_out:
-        print(json.dumps({"ok": True, **report.to_json()}))
+        print(json.dumps({"ok": True, **report.to_json(), **({"weights": summary} if summary else {})}))
         return
     print_summary(console(), report, title=f"{spec}: ok", program=program)
+    if summary is not None:
+        console().print(
+            f"weights {weights}: {summary['tensors']} tensors ({summary['bytes']:,} bytes) fill every variable, "
+            f"{summary['ignored']} ignored; checked from the header, no tensor read"
+        )
 
 
 def _error_records(exc: BaseException, spec: Path) -> list[dict[str, Any]]:
