@@ -355,6 +355,7 @@ def make_plan(ctx: MappingContext, slots: Mapping[str, Slot], variables: Mapping
     counts: dict[tuple[Location, str], int] = {}
     uses: list[Use] = []
     filled: dict[str, dict[tuple[int, ...], Use]] = {}
+    claimed: set[str] = set()
     slot_paths = list(slots)
     for rule in ctx.rules:
         for part, treg in enumerate(rule.target_regexes):
@@ -377,6 +378,7 @@ def make_plan(ctx: MappingContext, slots: Mapping[str, Slot], variables: Mapping
                         f"tensor '{clash.tensor}' (the rule at {clash.rule.loc}); keep one",
                         rule.loc,
                     ))
+                    claimed.add(use.tensor)  # used, wrongly: not also "used by no rule"
                     continue
                 have[slot.index] = use
                 uses.append(use)
@@ -415,7 +417,7 @@ def make_plan(ctx: MappingContext, slots: Mapping[str, Slot], variables: Mapping
         expected.setdefault(use.tensor, []).append(use)
     names = set(infos)
     ignored = sorted(n for n in names if n not in expected and any(r.fullmatch(n) for r in ctx.ignore))
-    unused = sorted(names - expected.keys() - set(ignored))
+    unused = sorted(names - expected.keys() - set(ignored) - claimed)
     explained: set[str] = set()
     for tensor, tuses in expected.items():
         rule, slot = tuses[0].rule, tuses[0].slot

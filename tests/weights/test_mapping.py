@@ -1,0 +1,270 @@
+"""The weights: mapping on synthetic checkpoints in Hugging Face naming, written here."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import nnx_build
+from nnx_build.cli import main
+from nnx_build.errors import SpecErrors
+from nnx_build.fastpath import fast_forward, flat_weights
+from nnx_build.weights import check_weights, export_weights
+
+from .bert_numpy import bert_forward
+
+ROOT = Path(__file__).resolve().parents[2]
+MINILM = (ROOT / "specs" / "hf" / "all_minilm_l6_v2.yaml").read_text()
+ARGS = "args: {vocab: 30522, context: 512, types: 2, hidden: 384, heads: 12, ffn: 1536, layers: 6, dropout: 0.1}"
+TINY = dict(vocab=13, context=7, types=2, hidden=8, heads=2, ffn=12, layers=3)
+
+
+def tiny_spec(tmp_path: Path, *, scan: bool = True) -> Path:
+    """The shipped MiniLM spec and mapping with tiny sizes."""
+    assert ARGS in MINILM
+    text = MINILM.replace(ARGS, "args: {" + ", ".join(f"{k}: {v}" for k, v in TINY.items()) + ", dropout: 0.1}")
+    text = re.sub(r"tests:.*", "", text, flags=re.S)  # its tests count the real model's parameters
+    if not scan:
+        assert "      scan: true\n" in text
+        text = text.replace("      scan: true\n", "")
+    path = tmp_path / ("tiny.yaml" if scan else "tiny_unscanned.yaml")
+    path.write_text(text)
+    return path
+
+
+def hf_checkpoint(seed: int = 0) -> dict[str, np.ndarray]:
+    """Tensors named and shaped as Hugging Face BertModel's state dict (torch layouts)."""
+    rng = np.random.default_rng(seed)
+    h, f = TINY["hidden"], TINY["ffn"]
+
+    def t(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    w = {
+        "embeddings.word_embeddings.weight": t(TINY["vocab"], h),
+        "embeddings.position_embeddings.weight": t(TINY["context"], h),
+        "embeddings.token_type_embeddings.weight": t(TINY["types"], h),
+        "embeddings.LayerNorm.weight": 1 + t(h),
+        "embeddings.LayerNorm.bias": t(h),
+        "embeddings.position_ids": np.arange(TINY["context"], dtype=np.int64)[None],
+        "pooler.dense.weight": t(h, h),
+        "pooler.dense.bias": t(h),
+    }
+    for i in range(TINY["layers"]):
+        p = f"encoder.layer.{i}"
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            w[f"{p}.{name}.weight"], w[f"{p}.{name}.bias"] = t(h, h), t(h)
+        w[f"{p}.intermediate.dense.weight"], w[f"{p}.intermediate.dense.bias"] = t(f, h), t(f)
+        w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"] = t(h, f), t(h)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[f"{p}.{name}.weight"], w[f"{p}.{name}.bias"] = 1 + t(h), t(h)
+    return w
+
+
+TOKENS = {
+    "input_ids": np.array([[1, 5, 7, 2, 0, 0], [1, 3, 12, 9, 4, 2]], np.int32),
+    "token_type_ids": np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], np.int32),
+    "attention_mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.int32),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tiny")
+    save_file(hf_checkpoint(), str(d / "model.safetensors"))
+    return {"spec": tiny_spec(d), "unscanned": tiny_spec(d, scan=False), "weights": d / "model.safetensors"}
+
+
+@pytest.mark.parametrize("which", ["spec", "unscanned"])
+def test_tiny_bert_matches_numpy_bert(files: dict[str, Path], which: str) -> None:
+    # one mapping serves the scanned encoder (copies stacked) and the unscanned one (a list)
+    model = nnx_build.build(files[which], weights=files["weights"])
+    got = [np.asarray(x) for x in fast_forward(model)(*TOKENS.values())]
+    want = bert_forward(hf_checkpoint(), **TOKENS, layers=TINY["layers"], heads=TINY["heads"])
+    real = TOKENS["attention_mask"].astype(bool)
+    np.testing.assert_allclose(got[0][real], want["last_hidden_state"][real], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got[1], want["embeddings"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got[2], want["pooler_output"], rtol=0, atol=1e-5)
+
+
+def _truncated(tensors: dict[str, np.ndarray], path: Path) -> Path:
+    """A safetensors file whose header is whole and whose data is cut off: reading any tensor fails."""
+    save_file(tensors, str(path))
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    path.write_bytes(raw[: 8 + n + 4])
+    return path
+
+
+def _at(spec: Path, text: str) -> str:
+    """``FILE:LINE:`` of the first line of ``spec`` holding ``text``."""
+    line = next(i for i, line in enumerate(spec.read_text().splitlines(), 1) if text in line)
+    return f"{spec}:{line}:"
+
+
+def test_renamed_wrong_shape_and_extra_tensor_are_three_located_errors(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    w = hf_checkpoint()
+    w["encoder.layer.1.attention.self.qurey.weight"] = w.pop("encoder.layer.1.attention.self.query.weight")
+    w["encoder.layer.2.intermediate.dense.weight"] = w["encoder.layer.2.intermediate.dense.weight"][:, :5].copy()
+    w["lm_head.bias"] = np.zeros(3, np.float32)
+    bad = _truncated(w, tmp_path / "bad.safetensors")
+    spec = files["spec"]
+    for argv in (["check", str(spec), "--weights", str(bad)], ["build", str(spec), "--weights", str(bad)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if "error[" in line]
+        assert len(lines) == 3, err
+        assert "Traceback" not in err
+        by_code = {re.search(r"error\[([a-z-]+)\]", line).group(1): line for line in lines}
+        assert set(by_code) == {"weights-missing", "weights-shape", "weights-unused"}, lines
+        missing, shape, unused = by_code["weights-missing"], by_code["weights-shape"], by_code["weights-unused"]
+        # each located in the spec at its rule (or at the mapping for a tensor no rule uses)
+        assert _at(spec, "attention.self.query.weight") in missing
+        assert "'encoder.layer.1.attention.self.query.weight'" in missing and "'encoder/1/attn/query/kernel'" in missing
+        assert "'encoder.layer.1.attention.self.qurey.weight'" in missing  # the renamed tensor, named once
+        assert _at(spec, "intermediate.dense.weight") in shape
+        assert "'encoder.layer.2.intermediate.dense.weight' (12, 5)" in shape and "variable 'encoder/2/intermediate/kernel' is (8, 12)" in shape
+        assert _at(spec, "weights:") in unused and "'lm_head.bias'" in unused
+
+
+def test_check_with_the_right_file_reads_no_tensor(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    ok = _truncated(hf_checkpoint(), tmp_path / "header_only.safetensors")
+    assert main(["check", str(files["spec"]), "--weights", str(ok)]) == 0
+    assert "no tensor read" in capsys.readouterr().out
+    with pytest.raises(Exception):  # noqa: B017 - and a build, which reads them, cannot
+        nnx_build.build(files["spec"], weights=ok)
+
+
+def _write(tmp_path: Path, spec: str, tensors: dict[str, np.ndarray]) -> tuple[Path, Path]:
+    (tmp_path / "s.yaml").write_text(spec)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    return tmp_path / "s.yaml", tmp_path / "w.safetensors"
+
+
+QKV = """\
+format: 1
+name: qkv
+inputs: {x: [batch, 4]}
+layers:
+  - q: {type: Linear, in_features: 4, out_features: 3, in: x}
+  - k: {type: Linear, in_features: 4, out_features: 3, in: x}
+  - v: {type: Linear, in_features: 4, out_features: 3, in: x}
+  - qk: {type: add, in: [q, k]}
+  - out: {type: add, in: [qk, v]}
+weights:
+  map:
+    attn.c_attn.weight: {to: [q/kernel, k/kernel, v/kernel], split: 0, transforms: [transpose]}
+    attn.c_attn.bias: {to: [q/bias, k/bias, v/bias], split: 0}
+"""
+
+
+def test_split_fills_three_variables_from_a_fused_tensor(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    w = {"attn.c_attn.weight": rng.standard_normal((9, 4)).astype(np.float32), "attn.c_attn.bias": rng.standard_normal(9).astype(np.float32)}
+    spec, path = _write(tmp_path, QKV, w)
+    model = nnx_build.build(spec, weights=path)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    # torch: the fused projection's rows 0-2 are q, 3-5 k, 6-8 v; y = x @ W.T + b
+    fused = x @ w["attn.c_attn.weight"].T + w["attn.c_attn.bias"]
+    np.testing.assert_allclose(np.asarray(model(x)), fused[:, :3] + fused[:, 3:6] + fused[:, 6:], rtol=1e-5, atol=1e-5)
+
+
+CONV = """\
+format: 1
+name: conv
+inputs: {x: [batch, 5, 6, 2]}
+layers:
+  - conv1: {type: Conv, in_features: 2, out_features: 3, kernel_size: [3, 2], padding: VALID}
+weights:
+  map:
+    conv1.weight: {to: conv1/kernel, transforms: [oihw_to_hwio]}
+    conv1.bias: conv1/bias
+"""
+
+
+def test_oihw_conv_kernel_into_hwio(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    w = {"conv1.weight": rng.standard_normal((3, 2, 3, 2)).astype(np.float32), "conv1.bias": rng.standard_normal(3).astype(np.float32)}
+    spec, path = _write(tmp_path, CONV, w)
+    model = nnx_build.build(spec, weights=path)
+    x = rng.standard_normal((1, 5, 6, 2)).astype(np.float32)
+    # torch Conv2d: out[o, y, x] = b[o] + sum_{i, ky, kx} in[i, y + ky, x + kx] * W[o, i, ky, kx] (NCHW)
+    want = np.zeros((1, 3, 3, 5), np.float64)
+    xc = x.transpose(0, 3, 1, 2)
+    for o in range(3):
+        for yy in range(3):
+            for xx in range(5):
+                want[0, o, yy, xx] = w["conv1.bias"][o] + np.sum(xc[0, :, yy : yy + 3, xx : xx + 2] * w["conv1.weight"][o])
+    np.testing.assert_allclose(np.asarray(model(x)), want.transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+
+
+LINEAR = """\
+format: 1
+name: lin
+inputs: {x: [batch, 4]}
+layers:
+  - fc: {type: Linear, in_features: 4, out_features: 3}
+weights:
+  map:
+    fc.weight: {to: fc/kernel, transforms: [transpose]}
+    fc.bias: fc/bias
+"""
+
+
+def test_dtype_needs_a_cast(tmp_path: Path) -> None:
+    w = {"fc.weight": np.ones((3, 4), np.float16), "fc.bias": np.arange(3, dtype=np.float32)}
+    spec, path = _write(tmp_path, LINEAR, w)
+    with pytest.raises(SpecErrors) as info:
+        nnx_build.build(spec, weights=path)
+    assert info.value.codes == ["weights-dtype"] and "{cast: float32}" in str(info.value)
+    spec.write_text(LINEAR.replace("transforms: [transpose]", "transforms: [transpose, {cast: float32}]"))
+    model = nnx_build.build(spec, weights=path)
+    assert flat_weights(model)["fc/kernel"].dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(flat_weights(model)["fc/kernel"]), np.ones((4, 3)))
+
+
+def test_unfilled_twice_unknown_target_and_bad_transform(tmp_path: Path) -> None:
+    spec = LINEAR.replace(
+        "    fc.bias: fc/bias\n",
+        "    fc.bias: fc/kernel\n    other.bias: fc/biass\n    more.weight: {to: fc/kernel, transforms: [flip]}\n",
+    )
+    spec_path, path = _write(tmp_path, spec, {"fc.weight": np.ones((3, 4), np.float32), "fc.bias": np.zeros(3, np.float32)})
+    with pytest.raises(SpecErrors) as info:
+        check_weights(nnx_build.compile(spec_path), path)
+    assert info.value.codes == ["weights-transform"]  # a bad transform stops before matching
+    assert "unknown transform 'flip'" in str(info.value)
+    spec_path.write_text(spec.replace("{to: fc/kernel, transforms: [flip]}", "fc/kernel"))
+    with pytest.raises(SpecErrors) as info:
+        check_weights(nnx_build.compile(spec_path), path)
+    text = str(info.value)
+    assert sorted(info.value.codes) == ["weights-target", "weights-twice", "weights-twice", "weights-unfilled"], text
+    assert "'fc/biass' of tensor pattern 'other.bias' names no variable of the model (did you mean 'fc/bias'?)" in text
+    assert "variable 'fc/bias' (3,) is filled by no tensor" in text
+
+
+def test_mapping_in_its_own_file_is_located_there(tmp_path: Path) -> None:
+    head, mapping = LINEAR.split("weights:\n")
+    (tmp_path / "hf.yaml").write_text(mapping.replace("  map:", "map:").replace("\n    ", "\n  ") .replace("fc.bias: fc/bias", "fc.bias: fc/bais"))
+    spec_path, path = _write(tmp_path, head + "weights: hf.yaml\n", {"fc.weight": np.ones((3, 4), np.float32), "fc.bias": np.zeros(3, np.float32)})
+    with pytest.raises(SpecErrors) as info:
+        check_weights(nnx_build.compile(spec_path), path)
+    target = next(e for e in info.value.errors if e.code == "weights-target")
+    assert target.loc.file == str(tmp_path / "hf.yaml") and target.loc.line == 3, info.value
+
+
+def test_export_through_the_inverse_mapping_is_bit_exact(files: dict[str, Path], tmp_path: Path) -> None:
+    program = nnx_build.compile(files["spec"])
+    model = nnx_build.build(files["spec"], weights=files["weights"])
+    out = export_weights(model, program, files["weights"], tmp_path / "back.safetensors")
+    from safetensors.numpy import load_file
+
+    want, got = load_file(str(files["weights"])), load_file(str(out))
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
