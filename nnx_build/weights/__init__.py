@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import did_you_mean
 from .errors import WeightsError
-from .formats import FORMATS, TensorSource, WeightFormat, open_source, register_format
+from .formats import FORMATS, TensorSource, WeightFormat, open_source, register_format, st_metadata
 
 __all__ = [
     "FORMATS",
@@ -144,8 +144,10 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
 
     With ``program`` (the module's compiled spec) whose spec has a ``weights:`` mapping,
     the file's tensors go through it, one tensor read at a time; every name, shape and
-    dtype is checked from the header first. :func:`nnx_build.load_weights` also takes a
-    spec, built first.
+    dtype is checked from the header first. A file whose names are the model's own
+    variable names (``nnx-build train --out``, :func:`save_weights`) is loaded as it is,
+    so a model fine-tuned from a mapped checkpoint loads its own checkpoint.
+    :func:`nnx_build.load_weights` also takes a spec, built first.
 
     Raises:
       WeightsError: unreadable file, or a variable missing, unknown, of another shape or dtype.
@@ -160,9 +162,9 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
         variables = {weight_key(p): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}
         shapes = {k: (tuple(v.get_value().shape), np.dtype(v.get_value().dtype)) for k, v in variables.items()}
         with open_weights(path, format=format) as source:
-            plan = _plan(program, shapes, source)
-            load_plan(plan, source, variables)
-        return model
+            if not _own_names(source, shapes):
+                load_plan(_plan(program, shapes, source), source, variables)
+                return model
     apply_weights(model, read_weights(path, format=format), source=str(path))
     return model
 
@@ -218,11 +220,18 @@ def _mapping_file(name: str, at: Any) -> tuple[Any, Any, tuple[Any, ...]]:
     return mapping, doc.locate, ()
 
 
-def _plan(program: Any, variables: Mapping[str, Any], source: TensorSource) -> Any:
+def _own_names(source: TensorSource, variables: Mapping[str, Any]) -> bool:
+    """Does the file name its tensors as the model's variables (an nnx-build checkpoint)?"""
+    return set(source.infos()) == set(variables)
+
+
+def _plan(program: Any, variables: Mapping[str, Any], source: TensorSource, *, mapped: bool | None = None) -> Any:
     from ..spec_io import spec_locator
     from .mapping import identity_rules, make_plan, model_slots
 
-    ctx = _mapping(program) or identity_rules(variables, spec_locator(program.spec)(()))
+    if mapped is None:
+        mapped = not _own_names(source, variables)
+    ctx = (_mapping(program) if mapped else None) or identity_rules(variables, spec_locator(program.spec)(()))
     slots = model_slots(program.root, variables)
     return make_plan(ctx, slots, variables, source.infos(), str(source.path))
 
@@ -240,16 +249,33 @@ def check_weights(program: Any, path: str | os.PathLike[str], *, format: str | N
         return _plan(program, model_variables(program), source)
 
 
-def export_weights(model: Any, program: Any, src: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str | None = None) -> Path:  # noqa: A002
-    """Writes ``model``'s weights to ``out`` under the names of checkpoint ``src`` through the
-    inverse of the spec's mapping (every transform undone; ignored buffers copied from ``src``).
+def export_weights(model: Any, program: Any, like: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str | None = None) -> Path:  # noqa: A002
+    """Writes ``model``'s weights to ``out`` under the names of checkpoint ``like``.
+
+    Each tensor goes through the inverse of the spec's ``weights:`` mapping (every
+    transform undone, split parts joined, scanned copies unstacked) with ``like``'s dtype;
+    the tensors it ignores (buffers such as ``position_ids``) are copied from it. Loading
+    ``like`` and exporting gives back its tensors bit for bit.
+
+    Raises:
+      SpecErrors: ``like`` does not fit the mapping (every problem located).
     """
+    from ..errors import NnxBuildError
     from ..fastpath import flat_weights
     from .mapping import export_plan
 
+    if program.spec.weights is None:
+        raise NnxBuildError(f"spec '{program.spec.name}' has no weights: mapping; the model's own names are written by save_weights")
     values = {k: np.asarray(v) for k, v in flat_weights(model).items()}
     shapes = {k: (tuple(v.shape), v.dtype) for k, v in values.items()}
-    with open_weights(src) as source:
-        plan = _plan(program, shapes, source)
+    with open_weights(like) as source:
+        plan = _plan(program, shapes, source, mapped=True)
         tensors = export_plan(plan, values, source)
+        metadata = st_metadata(source)
+    out = Path(out)
+    if (format or ("safetensors" if out.suffix == ".safetensors" else None)) == "safetensors" and metadata:
+        from .formats import _st_save
+
+        _st_save(tensors, out, metadata=metadata)  # the source's metadata too ({"format": "pt"})
+        return out
     return write_weights(tensors, out, format=format)

@@ -242,14 +242,27 @@ def _st_load(path: Path) -> Flat:
         return {k: src.read(k) for k in src.infos()}
 
 
-def _st_save(weights: Mapping[str, Any], path: Path) -> None:
+def st_metadata(source: TensorSource) -> dict[str, str] | None:
+    """The ``__metadata__`` of a single-file safetensors source (``{"format": "pt"}``), if any."""
+    if not isinstance(source, SafetensorsSource):
+        return None
+    file = _st_files(source.path)
+    if file.name.endswith(".index.json"):
+        return None
+    with open(file, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        meta = json.loads(f.read(n)).get("__metadata__")
+    return dict(meta) if isinstance(meta, dict) else None
+
+
+def _st_save(weights: Mapping[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.numpy import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.safetensors", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}, tmp)
+        save_file({k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -268,3 +268,24 @@ def test_export_through_the_inverse_mapping_is_bit_exact(files: dict[str, Path],
     assert got.keys() == want.keys()
     for k in want:
         assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
+
+
+def test_own_checkpoint_of_a_mapped_model_loads_and_goes_back(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    # fine-tuning from the mapped checkpoint writes the model's own names; the spec loads both
+    tuned = nnx_build.build(files["spec"], weights=files["weights"])
+    own = {k: np.asarray(v) + 1 for k, v in flat_weights(tuned).items()}
+    nnx_build.save_weights(own, tmp_path / "tuned.npz")
+    again = nnx_build.build(files["spec"], weights=tmp_path / "tuned.npz")
+    for k, v in flat_weights(again).items():
+        np.testing.assert_array_equal(np.asarray(v), own[k])
+    out = tmp_path / "tuned.safetensors"
+    argv = ["weights", str(files["spec"]), "--weights", str(tmp_path / "tuned.npz"), "--like", str(files["weights"]), "--out", str(out)]
+    assert main(argv) == 0
+    from safetensors.numpy import load_file
+
+    got, src = load_file(str(out)), load_file(str(files["weights"]))
+    assert got.keys() == src.keys()
+    np.testing.assert_array_equal(got["embeddings.position_ids"], src["embeddings.position_ids"])  # a buffer, copied
+    np.testing.assert_array_equal(got["pooler.dense.weight"], src["pooler.dense.weight"] + 1)
+    np.testing.assert_array_equal(got["encoder.layer.2.attention.self.key.weight"], src["encoder.layer.2.attention.self.key.weight"] + 1)
+    assert main(argv) == 2 and "exists; pass --force" in capsys.readouterr().err

@@ -14,6 +14,8 @@ from nnx_build.fastpath import fast_forward
 
 from .bert_numpy import bert_forward
 
+pytestmark = pytest.mark.slow  # a 22.7M-parameter model built from its 91 MB checkpoint
+
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "hf" / "all_minilm_l6_v2.yaml"
 SENTENCES = ["A man is playing a guitar.", "The weather is lovely today, isn't it?"]
 
@@ -52,8 +54,12 @@ def reference(checkpoint: Path, tokens: dict[str, np.ndarray]) -> dict[str, np.n
 
 
 @pytest.fixture(scope="session")
-def outputs(checkpoint: Path, tokens: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    model = nnx_build.build(SPEC, weights=checkpoint)
+def model(checkpoint: Path):
+    return nnx_build.build(SPEC, weights=checkpoint)
+
+
+@pytest.fixture(scope="session")
+def outputs(model, tokens: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     got = fast_forward(model)(tokens["input_ids"], tokens["token_type_ids"], tokens["attention_mask"])
     return dict(zip(["last_hidden_state", "embeddings", "pooler_output"], (np.asarray(g) for g in got), strict=True))
 
@@ -84,3 +90,10 @@ def test_check_reads_no_tensor(checkpoint: Path, capsys: pytest.CaptureFixture[s
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert data["params"] == {"Param": 22713216}
     assert data["weights"] == {"file": str(checkpoint), "tensors": 103, "ignored": 1, "bytes": 22713216 * 4}
+
+
+def test_written_back_file_is_byte_identical(model, checkpoint: Path, tmp_path: Path) -> None:
+    from nnx_build.weights import export_weights
+
+    out = export_weights(model, nnx_build.compile(SPEC), checkpoint, tmp_path / "again.safetensors")
+    assert out.read_bytes() == checkpoint.read_bytes()
