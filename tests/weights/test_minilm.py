@@ -97,3 +97,20 @@ def test_written_back_file_is_byte_identical(model, checkpoint: Path, tmp_path: 
 
     out = export_weights(model, nnx_build.compile(SPEC), checkpoint, tmp_path / "again.safetensors")
     assert out.read_bytes() == checkpoint.read_bytes()
+
+
+def test_onnx_export_gives_the_reference_embeddings(checkpoint: Path, tokens, reference, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    import onnxruntime as ort
+
+    nnx_build.export(SPEC, tmp_path / "out", to="onnx", weights=checkpoint, verify=False)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["weights"]["format"] == "safetensors"
+    assert manifest["weights"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    session = ort.InferenceSession(str(tmp_path / "out" / "onnx" / "main.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names == ["input_ids", "token_type_ids", "attention_mask"]
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {n: tokens[n] for n in names}), strict=True))
+    np.testing.assert_allclose(got["embeddings"], reference["embeddings"], rtol=0, atol=1e-5)
