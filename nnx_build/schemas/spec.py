@@ -240,7 +240,8 @@ class Spec(_Model):
     train: TrainSpec | None = Field(default=None, description="training setup (nnx-build train)")
     weights: WeightsMapping | str | None = Field(
         default=None,
-        description="how a checkpoint's tensors (--weights) fill the variables; or a YAML file holding that mapping",
+        description="how a checkpoint's tensors (--weights) fill the variables, or a YAML file holding that mapping "
+        "(docs/pretrained.md: patterns, transforms, errors)",
     )
 
     _document: Any = PrivateAttr(default=None)
