@@ -161,26 +161,27 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
 
         variables = {weight_key(p): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}
         shapes = {k: (tuple(v.get_value().shape), np.dtype(v.get_value().dtype)) for k, v in variables.items()}
+        fresh = frozenset(k for k, v in variables.items() if isinstance(v, nnx.LoRAParam))
         with open_weights(path, format=format) as source:
             if not _own_names(source, shapes):
-                load_plan(_plan(program, shapes, source), source, variables)
+                load_plan(_plan(program, shapes, source, fresh=fresh), source, variables)
                 return model
     apply_weights(model, read_weights(path, format=format), source=str(path))
     return model
 
 
-def model_variables(program: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Every non-RNG variable of ``program``'s module: shape and dtype, from the abstract build."""
+def model_variables(program: Any) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], frozenset[str]]:
+    """Every non-RNG variable of ``program``'s module (shape and dtype, from the abstract
+    build), and the keys of its LoRA adapters (``LoRAParam``: not in a pretrained checkpoint)."""
     from flax import nnx
 
     from ..builder.module import instantiate
     from ..fastpath import weight_key
 
     abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(program.spec.seed)))
-    return {
-        weight_key(p): (tuple(v.get_value().shape), np.dtype(v.get_value().dtype))
-        for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Not(nnx.RngState)))
-    }
+    flat = [(weight_key(p), v) for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Not(nnx.RngState)))]
+    shapes = {k: (tuple(v.get_value().shape), np.dtype(v.get_value().dtype)) for k, v in flat}
+    return shapes, frozenset(k for k, v in flat if isinstance(v, nnx.LoRAParam))
 
 
 def _mapping(program: Any) -> Any:
@@ -225,15 +226,18 @@ def _own_names(source: TensorSource, variables: Mapping[str, Any]) -> bool:
     return set(source.infos()) == set(variables)
 
 
-def _plan(program: Any, variables: Mapping[str, Any], source: TensorSource, *, mapped: bool | None = None) -> Any:
+def _plan(
+    program: Any, variables: Mapping[str, Any], source: TensorSource, *, mapped: bool | None = None, fresh: frozenset[str] = frozenset()
+) -> Any:
     from ..spec_io import spec_locator
     from .mapping import identity_rules, make_plan, model_slots
 
     if mapped is None:
         mapped = not _own_names(source, variables)
-    ctx = (_mapping(program) if mapped else None) or identity_rules(variables, spec_locator(program.spec)(()))
+    mapping = _mapping(program) if mapped else None
+    ctx = mapping or identity_rules(variables, spec_locator(program.spec)(()))
     slots = model_slots(program.root, variables)
-    return make_plan(ctx, slots, variables, source.infos(), str(source.path))
+    return make_plan(ctx, slots, variables, source.infos(), str(source.path), fresh if mapping else frozenset())
 
 
 def check_weights(program: Any, path: str | os.PathLike[str], *, format: str | None = None) -> Any:  # noqa: A002
@@ -245,15 +249,17 @@ def check_weights(program: Any, path: str | os.PathLike[str], *, format: str | N
     Raises:
       SpecErrors: every problem, located at its rule of the mapping.
     """
+    shapes, fresh = model_variables(program)
     with open_weights(path, format=format) as source:
-        return _plan(program, model_variables(program), source)
+        return _plan(program, shapes, source, fresh=fresh)
 
 
 def export_weights(model: Any, program: Any, like: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str | None = None) -> Path:  # noqa: A002
     """Writes ``model``'s weights to ``out`` under the names of checkpoint ``like``.
 
     Each tensor goes through the inverse of the spec's ``weights:`` mapping (every
-    transform undone, split parts joined, scanned copies unstacked) with ``like``'s dtype;
+    transform undone, split parts joined, scanned copies unstacked, LoRA adapters merged
+    into their layer's kernel) with ``like``'s dtype;
     the tensors it ignores (buffers such as ``position_ids``) are copied from it. Loading
     ``like`` and exporting gives back its tensors bit for bit.
 
@@ -268,8 +274,15 @@ def export_weights(model: Any, program: Any, like: str | os.PathLike[str], out: 
         raise NnxBuildError(f"spec '{program.spec.name}' has no weights: mapping; the model's own names are written by save_weights")
     values = {k: np.asarray(v) for k, v in flat_weights(model).items()}
     shapes = {k: (tuple(v.shape), v.dtype) for k, v in values.items()}
+    adapters = frozenset(k for k in values if k.endswith(("/lora_a", "/lora_b")))
+    for key in [k for k in values if k.endswith("/base_module/kernel")]:
+        # a LoRA layer computes x @ kernel + x @ lora_a @ lora_b: its kernel goes out merged
+        prefix = key[: -len("/base_module/kernel")]
+        if f"{prefix}/lora_a" in values and f"{prefix}/lora_b" in values:
+            merged = values[key] + np.matmul(values[f"{prefix}/lora_a"], values[f"{prefix}/lora_b"])
+            values[key] = merged.astype(values[key].dtype)
     with open_weights(like) as source:
-        plan = _plan(program, shapes, source, mapped=True)
+        plan = _plan(program, shapes, source, mapped=True, fresh=adapters)
         tensors = export_plan(plan, values, source)
         metadata = st_metadata(source)
     out = Path(out)

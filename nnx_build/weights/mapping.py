@@ -289,12 +289,20 @@ def _stacked(scope: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, 
 
 
 def model_slots(scope: Any, variables: Mapping[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, Slot]:
-    """Every slot of the model by path: each variable whole, and each copy of a scanned one."""
+    """Every slot of the model by path: each variable whole, and each copy of a scanned one.
+
+    A layer wrapped by ``lora:`` keeps its weight at ``NAME/base_module/kernel``; that
+    variable is also reachable as ``NAME/kernel``, so one mapping serves the plain spec
+    and its LoRA variant.
+    """
     stacked = _stacked(scope)
     slots: dict[str, Slot] = {}
     for key, (shape, dtype) in variables.items():
         parts = tuple(key.split("/"))
         slots[key] = Slot(key, key, (), shape, dtype)
+        if "base_module" in parts[:-1]:
+            alias = "/".join(p for p in parts if p != "base_module")
+            slots.setdefault(alias, Slot(alias, key, (), shape, dtype))
         mine = sorted((p, n) for p, n in stacked if parts[: len(p)] == p and len(p) < len(parts))
         if not mine:
             continue
@@ -307,6 +315,9 @@ def model_slots(scope: Any, variables: Mapping[str, tuple[tuple[int, ...], np.dt
             out += parts[pos:]
             path = "/".join(out)
             slots[path] = Slot(path, key, index, shape[len(index) :], dtype)
+            if "base_module" in out[:-1]:
+                alias = "/".join(p for p in out if p != "base_module")
+                slots.setdefault(alias, Slot(alias, key, index, shape[len(index) :], dtype))
     return slots
 
 
@@ -346,10 +357,18 @@ def _capped(errors: list[SpecError], per_rule: dict[tuple[Location, str], int], 
         errors.append(err)
 
 
-def make_plan(ctx: MappingContext, slots: Mapping[str, Slot], variables: Mapping[str, Any], infos: Mapping[str, TensorInfo], file: str) -> Plan:
+def make_plan(
+    ctx: MappingContext,
+    slots: Mapping[str, Slot],
+    variables: Mapping[str, Any],
+    infos: Mapping[str, TensorInfo],
+    file: str,
+    fresh: frozenset[str] = frozenset(),
+) -> Plan:
     """Matches rules, slots and the file's header; raises SpecErrors with every problem.
 
-    No tensor is read: shapes and dtypes come from the header.
+    No tensor is read: shapes and dtypes come from the header. Variables in ``fresh``
+    (LoRA adapters) keep their initial values unless a rule fills them.
     """
     errors: list[SpecError] = []
     counts: dict[tuple[Location, str], int] = {}
@@ -396,7 +415,7 @@ def make_plan(ctx: MappingContext, slots: Mapping[str, Slot], variables: Mapping
             copies_of.setdefault(s.var, []).append(s)
     for key, (shape, _) in variables.items():
         have = filled.get(key, {})
-        if () in have:
+        if () in have or (key in fresh and not have):
             continue
         copies = copies_of.get(key, [])
         missing = [s for s in copies if s.index not in have] if have else []

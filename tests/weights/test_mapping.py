@@ -289,3 +289,31 @@ def test_own_checkpoint_of_a_mapped_model_loads_and_goes_back(files: dict[str, P
     np.testing.assert_array_equal(got["pooler.dense.weight"], src["pooler.dense.weight"] + 1)
     np.testing.assert_array_equal(got["encoder.layer.2.attention.self.key.weight"], src["encoder.layer.2.attention.self.key.weight"] + 1)
     assert main(argv) == 2 and "exists; pass --force" in capsys.readouterr().err
+
+
+def test_lora_on_a_pretrained_base(files: dict[str, Path], tmp_path: Path) -> None:
+    # the same mapping fills the wrapped layers' base_module; the adapters keep their init
+    text = files["spec"].read_text()
+    old = "      dropout: \"${dropout}\"\n"
+    assert text.count(old) == 1
+    (tmp_path / "lora.yaml").write_text(text.replace(old, old + "      lora: {rank: 2, targets: [intermediate, output]}\n"))
+    lora = nnx_build.build(tmp_path / "lora.yaml", weights=files["weights"])
+    plain = nnx_build.build(files["spec"], weights=files["weights"])
+    w = flat_weights(lora)
+    assert w["encoder/intermediate/lora_a"].shape == (TINY["layers"], TINY["hidden"], 2)
+    np.testing.assert_array_equal(np.asarray(w["encoder/intermediate/base_module/kernel"]), np.asarray(flat_weights(plain)["encoder/intermediate/kernel"]))
+    np.testing.assert_allclose(
+        np.asarray(fast_forward(lora)(*TOKENS.values())[1]), np.asarray(fast_forward(plain)(*TOKENS.values())[1]), atol=1e-6
+    )
+    # a trained adapter goes back merged into the checkpoint's weight: W.T + A @ B
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal(w["encoder/intermediate/lora_b"].shape).astype(np.float32)
+    lora.encoder.intermediate.lora_b.set_value(b)
+    out = export_weights(lora, nnx_build.compile(tmp_path / "lora.yaml"), files["weights"], tmp_path / "merged.safetensors")
+    from safetensors.numpy import load_file
+
+    got, src = load_file(str(out)), load_file(str(files["weights"]))
+    a = np.asarray(w["encoder/intermediate/lora_a"])
+    want = src["encoder.layer.1.intermediate.dense.weight"] + (a[1] @ b[1]).T
+    np.testing.assert_allclose(got["encoder.layer.1.intermediate.dense.weight"], want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got["encoder.layer.1.output.dense.weight"], src["encoder.layer.1.output.dense.weight"])  # lora_b zero
