@@ -120,15 +120,16 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
     variables = {weight_key(p): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}
     rng_keys = {weight_key(p) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.RngState))}
     problems: list[str] = []
+    infos = weights.infos() if isinstance(weights, _Lazy) else None  # shapes from the header, nothing read
     for k, var in variables.items():
         if k not in weights:
             problems.append(f"variable '{k}' {tuple(var.shape)} is missing")
             continue
-        arr = np.asarray(weights[k])
-        if tuple(arr.shape) != tuple(var.shape):
-            problems.append(f"variable '{k}' has shape {tuple(arr.shape)} in {source}, the model needs {tuple(var.shape)}")
-        elif not np.can_cast(arr.dtype, np.dtype(var.dtype), casting="same_kind"):
-            problems.append(f"variable '{k}' has dtype {arr.dtype} in {source}, the model needs {np.dtype(var.dtype)}")
+        shape, dtype = (infos[k].shape, infos[k].dtype) if infos is not None else (np.shape(weights[k]), np.asarray(weights[k]).dtype)
+        if tuple(shape) != tuple(var.shape):
+            problems.append(f"variable '{k}' has shape {tuple(shape)} in {source}, the model needs {tuple(var.shape)}")
+        elif not np.can_cast(dtype, np.dtype(var.dtype), casting="same_kind"):
+            problems.append(f"variable '{k}' has dtype {dtype} in {source}, the model needs {np.dtype(var.dtype)}")
     for k in weights:
         if k not in variables and k not in rng_keys:
             problems.append(f"'{k}' in {source} is not a variable of the model{did_you_mean(k, variables)}")
@@ -136,7 +137,29 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise WeightsError(f"{source} does not fit the model: " + "; ".join(problems[:3]) + more)
     for k, var in variables.items():
-        var.set_value(jnp.asarray(weights[k], dtype=var.dtype))
+        var.set_value(jnp.asarray(weights[k], dtype=var.dtype))  # a lazy source reads one tensor here
+
+
+class _Lazy(Mapping[str, Any]):
+    """The tensors of a lazy source as a read-only mapping: each read when looked up."""
+
+    def __init__(self, source: TensorSource):
+        self._source = source
+        self._infos = source.infos()
+
+    def infos(self) -> dict[str, Any]:
+        return self._infos
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._infos:
+            raise KeyError(key)
+        return self._source.read(key)
+
+    def __iter__(self) -> Any:
+        return iter(self._infos)
+
+    def __len__(self) -> int:
+        return len(self._infos)
 
 
 def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None = None, program: Any = None) -> Any:  # noqa: A002
@@ -166,7 +189,12 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
             if not _own_names(source, shapes):
                 load_plan(_plan(program, shapes, source, fresh=fresh), source, variables)
                 return model
-    apply_weights(model, read_weights(path, format=format), source=str(path))
+    fmt = _format_of(Path(path), format)
+    if fmt.open is None:
+        apply_weights(model, fmt.load(Path(path)), source=str(path))
+        return model
+    with fmt.open(Path(path)) as source:  # checked from the header, then read one tensor at a time
+        apply_weights(model, _Lazy(source), source=str(path))
     return model
 
 
