@@ -155,6 +155,9 @@ class _Lazy(Mapping[str, Any]):
             raise KeyError(key)
         return self._source.read(key)
 
+    def __contains__(self, key: object) -> bool:  # from the header (Mapping's own would read the tensor)
+        return key in self._infos
+
     def __iter__(self) -> Any:
         return iter(self._infos)
 

@@ -138,3 +138,17 @@ def test_cli_refuses_a_pickle_with_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["build", str(spec), "--weights", str(tmp_path / "pytorch_model.bin")]) == 2
     err = capsys.readouterr().err
     assert "never unpickles" in err and "Traceback" not in err
+
+
+def test_own_names_are_checked_from_the_header_before_any_read(tmp_path: Path) -> None:
+    # a file in the model's own names with one wrong shape and its data cut off: the shape
+    # error comes first (a read would fail on the missing data), and nothing is changed
+    w = _weights(3)
+    w["linear/bias"] = np.zeros(5, np.float32)
+    path = tmp_path / "w.safetensors"
+    save_file(w, str(path))
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    path.write_bytes(raw[: 8 + n])
+    with pytest.raises(WeightsError, match=r"variable 'linear/bias' has shape \(5,\) in .*w\.safetensors, the model needs \(4,\)"):
+        nnx_build.build(SPEC, weights=path)
