@@ -200,6 +200,7 @@ class MappingContext:
     ignore: tuple[re.Pattern[str], ...]
     loc: Location  # the mapping itself (errors about the whole: unused tensors, unfilled variables)
     where: str  # 'weights.map' or the mapping file
+    identity: bool = False  # no mapping: tensors named as the variables
 
 
 def compile_mapping(mapping: Any, locate: Callable[[tuple[Any, ...]], Location], root: tuple[Any, ...], where: str) -> MappingContext:
@@ -253,7 +254,7 @@ def identity_rules(variables: Iterable[str], loc: Location) -> MappingContext:
     for key in variables:
         regex = re.compile(re.escape(key))
         rules.append(Rule(key, (key,), None, (), loc, regex, (regex,), lenient_dtype=True))
-    return MappingContext(tuple(rules), (), loc, "the model's variable names")
+    return MappingContext(tuple(rules), (), loc, "the model's variable names", identity=True)
 
 
 # ---- slots -------------------------------------------------------------------------
@@ -458,6 +459,14 @@ def make_plan(
         if tensor in explained:
             continue
         info = infos[tensor]
+        if ctx.identity:
+            errors.append(SpecError(
+                "weights-unused",
+                f"tensor '{tensor}' {info.shape} {info.dtype} of {file} is not a variable of the model"
+                f"{did_you_mean(tensor, list(variables))}; a checkpoint in another naming needs a weights: mapping in the spec",
+                ctx.loc,
+            ))
+            continue
         errors.append(SpecError(
             "weights-unused",
             f"tensor '{tensor}' {info.shape} {info.dtype} of {file} is used by no rule: map it in {ctx.where}, "

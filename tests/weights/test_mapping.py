@@ -316,3 +316,17 @@ def test_lora_on_a_pretrained_base(files: dict[str, Path], tmp_path: Path) -> No
     want = src["encoder.layer.1.intermediate.dense.weight"] + (a[1] @ b[1]).T
     np.testing.assert_allclose(got["encoder.layer.1.intermediate.dense.weight"], want, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(got["encoder.layer.1.output.dense.weight"], src["encoder.layer.1.output.dense.weight"])  # lora_b zero
+
+
+def test_check_without_a_mapping_uses_the_variable_names(tmp_path: Path, capsys) -> None:
+    spec = "format: 1\nname: two\ninputs: {x: [batch, 2]}\nlayers:\n  - linear: {type: Linear, in_features: 2, out_features: 4}\n"
+    tensors = {"linear/kernel": np.zeros((2, 4), np.float32), "linear/bias": np.zeros(5, np.float32), "extra": np.zeros(1, np.float32)}
+    spec_path, path = _write(tmp_path, spec, tensors)
+    assert main(["check", str(spec_path), "--weights", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "error[weights-shape]: tensor 'linear/bias' (5,) float32 is (5,), but variable 'linear/bias' is (4,)" in err
+    assert "error[weights-unused]: tensor 'extra' (1,) float32" in err and "needs a weights: mapping" in err
+    del tensors["extra"]
+    tensors["linear/bias"] = np.zeros(4, np.float32)
+    save_file(tensors, str(path))
+    assert main(["check", str(spec_path), "--weights", str(path)]) == 0
