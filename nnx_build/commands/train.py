@@ -32,6 +32,14 @@ ResumeOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
+InitWeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Start from these weights (fine-tuning): a pretrained checkpoint through the spec's weights: mapping, "
+        "or an nnx-build checkpoint.",
+    ),
+]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
 
 
@@ -47,6 +55,7 @@ def train_cmd(
     out: CkptOpt = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
+    weights: InitWeightsOpt = None,
     progress: ProgressOpt = True,
     json_out: JsonFlag = False,
     limit: LimitOpt = None,
@@ -71,6 +80,8 @@ def train_cmd(
 
       nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits --resume
 
+      nnx-build train spec.yaml --data d.npz --weights model.safetensors --out ckpt/tuned
+
       nnx-build train spec.yaml --data d.npz --json | tail -1 | jq .eval.accuracy
 
       nnx-build export specs/digits_cnn.yaml --weights ckpt/digits --out build/digits
@@ -80,7 +91,7 @@ def train_cmd(
 
     from ..training import CheckpointStore, TrainError, prepare
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, weights=weights)
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:

@@ -330,3 +330,38 @@ def test_check_without_a_mapping_uses_the_variable_names(tmp_path: Path, capsys)
     tensors["linear/bias"] = np.zeros(4, np.float32)
     save_file(tensors, str(path))
     assert main(["check", str(spec_path), "--weights", str(path)]) == 0
+
+
+def test_fine_tune_from_a_mapped_checkpoint_and_back(tmp_path: Path, capsys) -> None:
+    # train --weights starts from the pretrained file; its checkpoint (the model's own names)
+    # goes back to the pretrained naming with nnx-build weights --like
+    lr = 0.5
+    spec = LINEAR + f"""\
+train:
+  targets: {{y: {{dtype: float32, shape: [3]}}}}
+  loss: mean_squared_error
+  optimizer: {{type: sgd, learning_rate: {lr}, momentum: 0.9}}
+  batch_size: 4
+  epochs: 1
+  eval_split: 0.0
+"""
+    rng = np.random.default_rng(6)
+    w = {"fc.weight": rng.standard_normal((3, 4)).astype(np.float32), "fc.bias": rng.standard_normal(3).astype(np.float32)}
+    spec_path, path = _write(tmp_path, spec, w)
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    y = rng.standard_normal((4, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    argv = ["train", str(spec_path), "--data", str(tmp_path / "d.npz"), "--weights", str(path), "--out", str(tmp_path / "ckpt"), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = tmp_path / "tuned.safetensors"
+    assert main(["weights", str(spec_path), "--weights", str(tmp_path / "ckpt"), "--like", str(path), "--out", str(out)]) == 0
+    from safetensors.numpy import load_file
+
+    got = load_file(str(out))
+    # one full-batch SGD step (momentum: its first step is plain SGD) on mean((x @ W.T + b - y)**2)
+    # from the pretrained W, b, with the gradient by hand
+    err = x @ w["fc.weight"].T + w["fc.bias"] - y
+    grad_w = 2 * err.T @ x / err.size
+    grad_b = 2 * err.sum(0) / err.size
+    np.testing.assert_allclose(got["fc.weight"], w["fc.weight"] - lr * grad_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["fc.bias"], w["fc.bias"] - lr * grad_b, rtol=1e-5, atol=1e-6)
