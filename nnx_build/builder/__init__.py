@@ -127,4 +127,6 @@ def load_weights(
         if build_kwargs:
             raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
         return _load_into(model_or_spec, path, format=format)
+    if format is None:  # through the pipeline: the spec's weights: mapping applies
+        return build(model_or_spec, weights=path, **build_kwargs)
     return _load_into(build(model_or_spec, **build_kwargs), path, format=format)

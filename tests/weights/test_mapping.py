@@ -365,3 +365,9 @@ train:
     grad_b = 2 * err.sum(0) / err.size
     np.testing.assert_allclose(got["fc.weight"], w["fc.weight"] - lr * grad_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["fc.bias"], w["fc.bias"] - lr * grad_b, rtol=1e-5, atol=1e-6)
+
+
+def test_load_weights_of_a_spec_goes_through_its_mapping(files: dict[str, Path]) -> None:
+    model = nnx_build.load_weights(files["spec"], files["weights"])
+    want = hf_checkpoint()["encoder.layer.2.attention.output.dense.bias"]
+    np.testing.assert_array_equal(np.asarray(flat_weights(model)["encoder/attn/out/bias"])[2], want)
