@@ -213,7 +213,7 @@ class SafetensorsSource(TensorSource):
 
     def read(self, name: str) -> np.ndarray:
         info = self._infos[name]
-        if info.dtype.kind in "fiub" and info.dtype.name in _NUMPY_NATIVE:
+        if info.dtype.name in _NUMPY_NATIVE:
             try:
                 return np.asarray(self._handle(info.file).get_tensor(name))
             except Exception as e:  # safetensors raises its own error types
