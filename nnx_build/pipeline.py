@@ -199,13 +199,16 @@ def allocate(
     return _allocate(program, rngs=rngs, nbytes=nbytes, mesh=plan)
 
 
-def load_weights(model: Any, options: Options | None = None) -> Any:
-    """Loads ``options.weights`` (if given) into ``model``; every name, shape and dtype checked first."""
+def load_weights(model: Any, options: Options | None = None, program: Program | None = None) -> Any:
+    """Loads ``options.weights`` (if given) into ``model``; every name, shape and dtype checked first.
+
+    With the ``program`` the module was built from, the spec's ``weights:`` mapping applies.
+    """
     options = options or Options()
     if options.weights is not None:
         from .weights import load_weights as _load
 
-        _load(model, options.weights)
+        _load(model, options.weights, program=program)
     return model
 
 
@@ -223,7 +226,7 @@ def build(
     program = spec if isinstance(spec, Program) else compile(spec, options)
     report = check(program, options) if check_first else None
     model = allocate(program, options, nbytes=report.total_bytes if report else None, rngs=rngs)
-    load_weights(model, options)
+    load_weights(model, options, program)
     return Built(program, report, model)
 
 

@@ -117,7 +117,9 @@ def load_weights(
     Args:
       model_or_spec: an ``nnx.Module`` (changed in place), or a spec (path, text,
         :class:`Spec`) built first with ``build_kwargs`` (those of :func:`build`).
-      path: an ``.npz`` (:func:`nnx_build.save_weights`) or an orbax checkpoint folder.
+      path: a ``.safetensors`` file (or sharded index, or folder), an ``.npz``
+        (:func:`nnx_build.save_weights`) or an orbax checkpoint folder; into a spec,
+        through its ``weights:`` mapping if it has one.
       format: a name in :data:`nnx_build.weights.FORMATS`; default: detected from ``path``.
     Raises:
       WeightsError: unreadable file, or a variable missing, unknown, of another shape or
@@ -127,4 +129,6 @@ def load_weights(
         if build_kwargs:
             raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
         return _load_into(model_or_spec, path, format=format)
+    if format is None:  # through the pipeline: the spec's weights: mapping applies
+        return build(model_or_spec, weights=path, **build_kwargs)
     return _load_into(build(model_or_spec, **build_kwargs), path, format=format)

@@ -11,7 +11,7 @@ import pkgutil
 
 # modules that define commands, in the order of ``nnx-build --help``; any other module
 # here is registered after them
-ORDER = ("build", "export", "train", "spectest", "bench", "graph")
+ORDER = ("build", "export", "train", "spectest", "bench", "graph", "weights")
 _SUPPORT = ("app", "options")
 
 for _name in [*ORDER, *sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ORDER + _SUPPORT)]:

@@ -28,7 +28,11 @@ __all__ = ["build_cmd", "check_cmd", "schema_cmd"]
 
 WeightsOpt = Annotated[
     Path | None,
-    typer.Option("--weights", help="Load these weights after building: an .npz (nnx_build.save_weights) or a checkpoint folder."),
+    typer.Option(
+        "--weights",
+        help="Load these weights after building: a .safetensors file (or sharded index, or folder), an .npz "
+        "(nnx_build.save_weights) or a checkpoint folder; through the spec's weights: mapping if it has one.",
+    ),
 ]
 
 
@@ -68,7 +72,7 @@ def build_cmd(
     report = pipeline.check(program, options)
     with out.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
         model = pipeline.allocate(program, options, nbytes=report.total_bytes)
-        pipeline.load_weights(model, options)
+        pipeline.load_weights(model, options, program)
     outputs = forward_on_zeros(model, program)
     print_summary(out, report, title=f"{type(model).__name__} built from {spec}", program=program)
     if weights is not None:
@@ -81,9 +85,20 @@ def build_cmd(
         print(json.dumps(data))
 
 
+CheckWeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Also check this weights file against the model (through the spec's weights: mapping): every "
+        "name, shape and dtype from the file's header; no tensor is read.",
+    ),
+]
+
+
 @app.command("check")
 def check_cmd(
     spec: SpecArg,
+    weights: CheckWeightsOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
     limit: LimitOpt = None,
@@ -117,24 +132,35 @@ def check_cmd(
       nnx-build check huge.yaml --limit max_modules=50000 --max-bytes 4000000000000
 
       nnx-build check specs/zoo/llama_7b.yaml --mesh fsdp=8 --optimizer adamw --device-memory 16GB
+
+      nnx-build check specs/hf/all_minilm_l6_v2.yaml --weights model.safetensors
     """
     from .. import pipeline
     from ..errors import NnxBuildError
     from ..summary import print_summary
 
+    plan = None
     try:
         options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
         memory = parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
         program = pipeline.compile(spec, options)
         report = pipeline.check(program, options, optimizer=optimizer)
         pipeline.check_sections(program)
+        if weights is not None:
+            from ..weights import check_weights
+
+            plan = check_weights(program, weights)
     except NnxBuildError as e:
         if json_out:
             print(json.dumps({"ok": False, "errors": _error_records(e, spec)}))
         raise
     fits = _fits(report.per_device, memory)
+    summary = None
+    if plan is not None:
+        tensors = len({u.tensor for u in plan.uses})
+        summary = {"file": str(weights), "tensors": tensors, "ignored": len(plan.ignored), "bytes": plan.nbytes}
     if json_out:
-        data = {"ok": True, **report.to_json()}
+        data = {"ok": True, **report.to_json(), **({"weights": summary} if summary else {})}
         if fits is not None:
             data["per_device"]["fits"] = fits
         print(json.dumps(data))
@@ -143,6 +169,11 @@ def check_cmd(
     print_summary(out, report, title=f"{spec}: ok", program=program)
     if report.per_device is not None:
         out.print(_per_device_line(report.per_device, optimizer, memory, fits))
+    if summary is not None:
+        out.print(
+            f"weights {weights}: {summary['tensors']} tensors ({summary['bytes']:,} bytes) fill every variable, "
+            f"{summary['ignored']} ignored; checked from the header, no tensor read"
+        )
 
 
 def _fits(per_device: dict[str, Any] | None, memory: int | None) -> bool | None:

@@ -143,7 +143,7 @@ def pipeline_options(
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich Console as every command prints: no highlighting, long lines kept whole."""
+    """A rich Console as every command prints: no highlighting, no emoji codes (`spec.yaml:100:5`), long lines kept whole."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)

@@ -33,6 +33,14 @@ ResumeOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
+InitWeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Start from these weights (fine-tuning): a pretrained checkpoint through the spec's weights: mapping, "
+        "or an nnx-build checkpoint.",
+    ),
+]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
 LogdirOpt = Annotated[
     Path | None,
@@ -58,6 +66,7 @@ def train_cmd(
     out: CkptOpt = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
+    weights: InitWeightsOpt = None,
     progress: ProgressOpt = True,
     logdir: LogdirOpt = None,
     json_out: JsonFlag = False,
@@ -92,6 +101,7 @@ def train_cmd(
       nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits --resume
 
       nnx-build train specs/digits_cnn.yaml --data digits.npz --out ckpt/digits --logdir runs/digits
+      nnx-build train spec.yaml --data d.npz --weights model.safetensors --out ckpt/tuned
 
       nnx-build train spec.yaml --data d.npz --json | tail -1 | jq .eval.accuracy
 
@@ -106,7 +116,9 @@ def train_cmd(
     from ..sharding import init_distributed
 
     init_distributed(coordinator, num_processes, process_id)  # or JAX_COORDINATOR_ADDRESS/... (nnx-build launch)
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = pipeline_options(
+        limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh, weights=weights
+    )
     console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if resume and out is None:

@@ -55,7 +55,7 @@ def from_spec(
     report = pipeline.check(program, opts)
     model = pipeline.allocate(program, opts, nbytes=report.total_bytes)
     if weights is not None:
-        _load_weights(model, weights, step)
+        _load_weights(model, weights, step, program)
     seed = program.spec.seed if opts.seed is None else opts.seed
     return Subject(model, program.root, dict(program.dims), seed, spec_record(spec, program.spec.name))
 
@@ -77,13 +77,13 @@ def from_model(model: Any, weights: str | os.PathLike[str] | None) -> Subject:
     return Subject(model, scope, {}, None, record)
 
 
-def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None) -> None:
+def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None, program: Any = None) -> None:
     from ..weights import load_weights
 
     path = Path(weights)
     if step is not None and path.is_dir() and (path / str(step)).is_dir():
         path = path / str(step)  # the checkpoint step that was exported, not the latest
-    load_weights(model, path)
+    load_weights(model, path, program=program)
 
 
 def trace_entries(model: Any, scope: Any) -> list[Entry]:

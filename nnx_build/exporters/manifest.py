@@ -115,7 +115,10 @@ def weights_record(weights: str | os.PathLike[str] | None, step: int | None = No
     if weights is None:
         return None
     p = Path(weights).resolve()
-    record: dict[str, Any] = {"path": str(p), "format": "npz" if p.is_file() else "orbax"}
+    from ..weights import FORMATS
+
+    fmt = next((f.name for f in FORMATS.values() if p.exists() and f.detect(p)), "npz" if p.is_file() else "orbax")
+    record: dict[str, Any] = {"path": str(p), "format": fmt}
     if p.is_dir():
         step = _checkpoint_step(p) if step is None else step
         record["step"] = step

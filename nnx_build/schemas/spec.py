@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from .common import DTypeName, Init
 from .tests import TestCases
 from .train import TrainSpec
+from .weights import WeightsMapping
 
 __all__ = [
     "ArgSpec",
@@ -290,6 +291,11 @@ class Spec(_Model):
     )
     tests: TestCases | None = Field(default=None, description="spec tests (run by nnx-build test and the pytest plugin)")
     train: TrainSpec | None = Field(default=None, description="training setup (nnx-build train)")
+    weights: WeightsMapping | str | None = Field(
+        default=None,
+        description="how a checkpoint's tensors (--weights) fill the variables, or a YAML file holding that mapping "
+        "(docs/pretrained.md: patterns, transforms, errors)",
+    )
 
     _document: Any = PrivateAttr(default=None)
 

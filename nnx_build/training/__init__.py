@@ -78,7 +78,7 @@ def prepare(
     plan = make_plan(program, spec_locator(program.spec))
     report = pipeline.check(program, options)
     dataset = load_data(data, plan)
-    model = pipeline.load_weights(pipeline.allocate(program, options, nbytes=report.total_bytes), options)
+    model = pipeline.load_weights(pipeline.allocate(program, options, nbytes=report.total_bytes), options, program)
     trainer = Trainer(model, plan, dataset)
     mesh = pipeline.mesh_plan(program, options)
     if mesh is not None:
