@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .builder.abstract import Report, StepRow, human_bytes
+from .builder.abstract import Report, StepRow
+from .text import human_bytes
 from .builder.program import Program
 
 __all__ = ["forward_on_zeros", "model_variable_rows", "print_summary", "summary_table"]

@@ -20,6 +20,7 @@ from flax import nnx
 
 from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
+from ..text import first_line
 from .program import Graph, Node, Program, Scope
 
 __all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "module_class"]
@@ -201,12 +202,8 @@ def _guarded(module: Any, name: Any, path: tuple[Any, ...], what: str, make: Cal
     except SpecError as e:
         ctx.errors.append(e)
     except Exception as e:  # a constructor refusing its arguments
-        ctx.errors.append(SpecError("invalid-layer", f"{what} cannot be constructed: {_first_line(e)}", ctx.locate(path), path))
+        ctx.errors.append(SpecError("invalid-layer", f"{what} cannot be constructed: {first_line(e)}", ctx.locate(path), path))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 _CLASSES: dict[str, type[BuiltModule]] = {}
@@ -256,7 +253,7 @@ def allocate(program: Program, *, rngs: nnx.Rngs, nbytes: int | None = None) -> 
         model = instantiate(program, rngs=rngs)
         jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
-        text = _first_line(e).rstrip(".")
+        text = first_line(e).rstrip(".")
         if not isinstance(e, MemoryError) and "memory" not in text.lower() and "RESOURCE_EXHAUSTED" not in text:
             raise
         need = f" ({nbytes:,} bytes of variables)" if nbytes is not None else ""
@@ -391,7 +388,7 @@ def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str
     except SpecError as e:
         err = e
     except Exception as e:
-        text = _first_line(e)
+        text = first_line(e)
         err = SpecError(
             "shape-mismatch",
             f"step '{node.label}' ({node.type}) fails on inputs {src}: {text}",

@@ -75,23 +75,17 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def _print_files(console: Any, result: Any, title: str) -> None:
     from rich.table import Table
 
+    from ..text import human_bytes
+
     table = Table(title=title, title_justify="left", show_footer=True)
     table.add_column("file", footer="total")
-    table.add_column("size", justify="right", footer=_size(sum(f["size"] for f in result.files)))
+    table.add_column("size", justify="right", footer=human_bytes(sum(f["size"] for f in result.files)))
     table.add_column("sha256", style="dim")
     for f in result.files:
-        table.add_row(f["path"], _size(f["size"]), f["sha256"][:16])
+        table.add_row(f["path"], human_bytes(f["size"]), f["sha256"][:16])
     console.print(table)
     ver = result.verification
     if ver.get("status") == "passed":

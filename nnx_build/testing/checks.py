@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, NnxBuildError
+from ..text import first_line
 from .discovery import display_path
 from .results import CaseResult, Failure, SpecCase
 
@@ -48,7 +49,7 @@ def run_case(session: Any, sc: SpecCase, *, update_goldens: bool = False) -> Cas
         import traceback
 
         tail = traceback.format_exception(e)[-4:-1]
-        lines = [f"{type(e).__name__}: {_first_line(e)}", *(x.rstrip() for t in tail for x in t.splitlines())]
+        lines = [first_line(e, with_type=True), *(x.rstrip() for t in tail for x in t.splitlines())]
         run.fail("error", lines, at=())
     return CaseResult(
         sc,
@@ -236,7 +237,7 @@ class _CaseRun:
             out = self.s.jitted(self.case.method)(model, inputs)
         except Exception as e:  # noqa: BLE001  (reported as the check's failure)
             shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in inputs.items())
-            self.fail(check, [f"the forward pass raised {type(e).__name__}: {_first_line(e)}", f"inputs: {shapes}"], at=(), stop=True)
+            self.fail(check, [f"the forward pass raised {first_line(e, with_type=True)}", f"inputs: {shapes}"], at=(), stop=True)
         finally:
             model.train()
         outs = out if isinstance(out, tuple) and len(graph.outputs) > 1 else (out,)
@@ -362,7 +363,7 @@ class _CaseRun:
                 self.fail("export", [f"export to {', '.join(ex.targets)} failed", *str(e).splitlines()])
                 return
             except Exception as e:  # noqa: BLE001  (a missing optional dependency, a converter bug)
-                self.fail("export", f"export to {', '.join(ex.targets)} raised {type(e).__name__}: {_first_line(e)}")
+                self.fail("export", f"export to {', '.join(ex.targets)} raised {first_line(e, with_type=True)}")
                 return
         status = getattr(result, "verification", {}).get("status", "unknown")
         if status != "passed":
@@ -426,7 +427,7 @@ def check_train_step(run: _CaseRun, graph: Any, inputs: dict[str, Any]) -> None:
             state, values = step(state, data)
             losses.append(values["loss"])
     except Exception as e:  # noqa: BLE001
-        run.fail("train_step", f"the training step raised {type(e).__name__}: {_first_line(e)}")
+        run.fail("train_step", f"the training step raised {first_line(e, with_type=True)}")
         return
     before, after = losses[0], losses[-1]
     before, after = float(before), float(after)
@@ -442,10 +443,6 @@ def check_train_step(run: _CaseRun, graph: Any, inputs: dict[str, Any]) -> None:
 
 # ---- small helpers ------------------------------------------------------------------------
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _shape(shape: Iterable[Any]) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NnxBuildError
+from ..text import first_line
 
 __all__ = ["CheckpointError", "CheckpointStore", "flat_to_nested", "nested_to_flat", "read_model_weights"]
 
@@ -135,7 +136,7 @@ class CheckpointStore:
                 out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{self.directory}: step {step} is not an nnx-build training checkpoint "
-                                  f"({_first_line(e).strip(repr(chr(39)))})") from e
+                                  f"({first_line(e).strip(repr(chr(39)))})") from e
         return dict(out["meta"])
 
     def restore(self, step: int | None, model_like: dict[str, Any], opt_like: list[Any]) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
@@ -159,14 +160,10 @@ class CheckpointStore:
             with _quiet():
                 out = self.manager.restore(step, args=args)
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {_first_line(e)}") from e
+            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {first_line(e)}") from e
         leaves = [out["opt_state"][str(i)] for i in range(len(opt_like))]
         return nested_to_flat(out["model"]), leaves, dict(out["meta"])
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _tree_of(meta: Any) -> Any:

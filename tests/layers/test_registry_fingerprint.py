@@ -3,8 +3,8 @@
 ``registry_fingerprint.json`` records, for every built-in layer and op, what a spec and
 its build see of it: kind, docs group, NNX class, its config (class name, doc, JSON
 Schema, validators) and the code of its function and shape check (bytecode, constants
-and argument names: a change of logic or of a message shows, a move to another module
-does not). It was written before the catalogue was split into modules, so a split that
+and argument names: a change of logic or of a message shows; a move to another module,
+or a helper renamed, does not). It was written before the catalogue was split into modules, so a split that
 is a pure move keeps it; an entry changed on purpose is re-recorded with
 ``NNX_BUILD_UPDATE_FINGERPRINTS=1 python -m pytest tests/layers/test_registry_fingerprint.py``.
 Entries added later are not in the file and do not fail it.
@@ -82,9 +82,7 @@ def fingerprint(entry: registry.Entry) -> dict[str, Any]:
         "config": entry.config.__name__,
         "doc": entry.doc,
         "config_digest": _config_digest(entry.config),
-        "fn": entry.fn.__qualname__,
         "fn_digest": _fn_digest(entry.fn),
-        "check": None if entry.check is None else entry.check.__qualname__,
         "check_digest": _fn_digest(entry.check),
     }
 
