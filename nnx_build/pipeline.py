@@ -99,7 +99,7 @@ def load(spec: Spec | str | os.PathLike[str], options: Options | None = None) ->
 
 def compile(spec: Spec | str | os.PathLike[str], options: Options | None = None) -> Program:  # noqa: A001
     """Resolves a spec into a program; raises ``SpecErrors`` with every problem."""
-    from .builder.program import compile_spec
+    from .builder.compiler import compile_spec
     from .spec_io import spec_locator
 
     options = options or Options()

@@ -148,7 +148,7 @@ def validate_tests(spec: Any, program: Any = None) -> list[SpecError]:
     errors = [p for sc in cases for p in sc.problems]
     if program is None:
         try:
-            from ..builder.program import compile_spec
+            from ..builder.compiler import compile_spec
             from ..spec_io import spec_locator
 
             program = compile_spec(spec, spec_locator(spec))
