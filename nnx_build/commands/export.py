@@ -8,33 +8,28 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, console, pipeline_options
+from .options import (
+    EntryPointsFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    PluginOpt,
+    SpecArg,
+    console,
+    lazy_help_option,
+    pipeline_options,
+)
 
 __all__ = ["export_cmd", "verify_cmd"]
 
 
+def _targets_help() -> str:
+    from ..exporters.targets import TARGETS
 
-class _TargetsOption(typer.models.OptionInfo):
-    """``--to``: its help lists the export targets of the table when the help is shown."""
-
-    @property  # type: ignore[override]
-    def help(self) -> str:
-        from ..exporters.targets import TARGETS
-
-        return f"Targets, comma-separated: {', '.join(TARGETS)}."
-
-    @help.setter
-    def help(self, value: Any) -> None:
-        pass
+    return f"Targets, comma-separated: {', '.join(TARGETS)}."
 
 
-def _targets_option() -> Any:
-    option = typer.Option("--to", show_default="every target")
-    option.__class__ = _TargetsOption
-    return option
-
-
-ToOpt = Annotated[str | None, _targets_option()]
+ToOpt = Annotated[str | None, lazy_help_option("--to", help_text=_targets_help, show_default="every target")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (written beside, renamed when complete).")]
 WeightsOpt = Annotated[
     Path | None,

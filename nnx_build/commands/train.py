@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
+from .options import (
+    EntryPointsFlag,
+    JsonFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    PluginOpt,
+    SpecArg,
+    console,
+    pipeline_options,
+)
 
 __all__ = ["train_cmd"]
 
@@ -75,14 +85,12 @@ def train_cmd(
 
       nnx-build export specs/digits_cnn.yaml --weights ckpt/digits --out build/digits
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..training import CheckpointStore, TrainError, prepare
 
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points)
-    console = Console(highlight=False, soft_wrap=True)
-    err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    std_console, err_console = console(), console(stderr=True)
     if resume and out is None:
         raise TrainError("--resume needs --out CKPT_DIR (the directory holding the checkpoints)")
     if resume and force:
@@ -106,7 +114,7 @@ def train_cmd(
     total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
-    console.print(
+    std_console.print(
         f"{type(trainer.model).__name__}: training {n_params:,} values of kind {', '.join(trainer.kinds)} "
         f"(wrt {trainer.plan.wrt_description}) on {n_train} examples, "
         f"{n_eval} held out; batch {trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch"
@@ -131,7 +139,7 @@ def train_cmd(
 
     def on_start(t: Any) -> None:
         if t.epoch:
-            console.print(f"resumed from {out} at epoch {t.epoch}, step {t.step}")
+            std_console.print(f"resumed from {out} at epoch {t.epoch}, step {t.step}")
         task["id"] = bar.add_task(f"epoch {t.epoch + 1}/{total_epochs}", total=t.steps_per_epoch, metrics="")
 
     def on_step(i: int, metrics: dict[str, Any]) -> None:
@@ -143,7 +151,7 @@ def train_cmd(
         if r.eval:
             line += f"  |  eval: {_fmt(r.eval)}"
         line += f"  ({r.seconds:.1f}s)"
-        bar.console.print(line) if progress else console.print(line)
+        bar.console.print(line) if progress else std_console.print(line)
         if r.epoch < total_epochs:
             bar.reset(task["id"], description=f"epoch {r.epoch + 1}/{total_epochs}", total=trainer.steps_per_epoch, metrics="")
 
@@ -154,6 +162,6 @@ def train_cmd(
         if store is not None:
             store.close()
     if out is not None:
-        console.print(f"checkpoint: {out} (step {result.step}); export it with: nnx-build export {spec} --weights {out} --out DIR")
+        std_console.print(f"checkpoint: {out} (step {result.step}); export it with: nnx-build export {spec} --weights {out} --out DIR")
     if json_out:
         print(json.dumps(result.to_json()))
