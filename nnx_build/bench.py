@@ -52,10 +52,6 @@ def _block_jax(value: Any) -> Any:
     return jax.block_until_ready(value)
 
 
-def _noop(value: Any) -> Any:
-    return value
-
-
 @dataclass
 class Case:
     """A callable to time. ``call()`` runs it once; ``block(result)`` waits for the result.

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*(\.[A-Za-z0-9][A-Za-z0-9_]*)*$")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]

@@ -29,19 +29,62 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from ..expr import ExprError, substitute
+from ..training.objectives import LOSSES
 from .common import DTypeName
+from .train import choice
 
-__all__ = ["ArrayInput", "Export", "Golden", "OutputExpect", "TestCase", "TestCases", "TrainStep", "parse_case"]
+__all__ = [
+    "LOSS_CHOICES",
+    "ArrayInput",
+    "Export",
+    "ExportTarget",
+    "Golden",
+    "OutputExpect",
+    "TestCase",
+    "TestCases",
+    "TrainStep",
+    "parse_case",
+]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 CaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=128)]
 
 #: the checks a case may make; a case must make at least one (or give inputs: a smoke run)
 CHECKS = ("params", "outputs", "deterministic", "golden", "train_step", "export")
-EXPORT_TARGETS = ("stablehlo", "savedmodel", "onnx")
+#: the losses of ``train_step:``: every loss of the training table, and its aliases
+LOSS_CHOICES = (*LOSSES, *(alias for loss in LOSSES.values() for alias in loss.aliases))
+
+
+def _export_target(value: str) -> str:
+    # the exporters' table, read when a case is checked (it imports no JAX), so a target
+    # a plugin adds is accepted too
+    from ..errors import did_you_mean
+    from ..exporters.targets import TARGETS
+
+    if value not in TARGETS:
+        raise ValueError(f"unknown export target '{value}'{did_you_mean(value, TARGETS)}; choose from {', '.join(TARGETS)}")
+    return value
+
+
+def _export_targets_enum(schema: dict[str, Any]) -> None:
+    from ..exporters.targets import TARGETS
+
+    schema["enum"] = list(TARGETS)
+
+
+ExportTarget = Annotated[str, AfterValidator(_export_target), Field(json_schema_extra=_export_targets_enum)]
 
 
 class _Model(BaseModel):
@@ -90,12 +133,15 @@ class Golden(_Model):
 class TrainStep(_Model):
     """One optimiser step on random inputs and targets must lower the loss on the same batch.
 
-    ``cross_entropy`` takes integer labels drawn over the last output axis; ``mse``
-    takes normal targets of the output's shape. Dropout is switched off during the
-    check (BatchNorm still uses batch statistics), so the two losses are comparable.
+    ``loss`` is any loss of the ``train:`` section (or an alias: ``mse``,
+    ``cross_entropy``), with the same function as ``nnx-build train``. A loss on integer
+    labels (``softmax_cross_entropy_with_integer_labels``) gets labels drawn over the
+    last output axis; the others get normal targets of the output's shape. Dropout is
+    switched off during the check (BatchNorm still uses batch statistics), so the two
+    losses are comparable.
     """
 
-    loss: Literal["mse", "cross_entropy"] = "mse"
+    loss: Annotated[str, choice("loss", LOSS_CHOICES), Field(json_schema_extra={"enum": list(LOSS_CHOICES)})] = "mse"
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=1e-2, gt=0)
     steps: int = Field(default=1, ge=1, le=100)
@@ -105,7 +151,7 @@ class TrainStep(_Model):
 class Export(_Model):
     """Export to each target, reload the artifacts in a fresh process, run them and compare with JAX."""
 
-    targets: list[Literal["stablehlo", "savedmodel", "onnx"]] = Field(min_length=1)
+    targets: list[ExportTarget] = Field(min_length=1, description="export targets of nnx-build export --to")
     tolerance: float | None = Field(default=None, ge=0, description="abs and rel tolerance (default the exporter's: 1e-5 for float32)")
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "TargetSpec",
     "TrainSpec",
     "WrtSpec",
+    "choice",
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
@@ -72,7 +73,9 @@ LOSS_NAMES = tuple(LOSSES)
 METRIC_NAMES = tuple(METRICS)
 
 
-def _choice(kind: str, names: Any) -> Any:
+def choice(kind: str, names: Any) -> Any:
+    """A validator accepting the strings of ``names`` (read when a value is checked), with a did-you-mean."""
+
     def check(value: str) -> str:
         from ..errors import did_you_mean
 
@@ -104,7 +107,7 @@ class ScheduleSpec(_Named):
     Arguments may use ``${total_steps}``, ``${steps_per_epoch}``, ``${epochs}`` and the spec's args.
     """
 
-    type: Annotated[str, _choice("schedule", SCHEDULES), Field(json_schema_extra={"enum": list(SCHEDULES)})]
+    type: Annotated[str, choice("schedule", SCHEDULES), Field(json_schema_extra={"enum": list(SCHEDULES)})]
 
 
 class OptimizerSpec(_Named):
@@ -113,14 +116,14 @@ class OptimizerSpec(_Named):
     ``learning_rate`` is a number or a schedule.
     """
 
-    type: Annotated[str, _choice("optimizer", OPTIMIZERS), Field(json_schema_extra={"enum": list(OPTIMIZERS)})]
+    type: Annotated[str, choice("optimizer", OPTIMIZERS), Field(json_schema_extra={"enum": list(OPTIMIZERS)})]
     learning_rate: float | str | ScheduleSpec | None = Field(default=None, description="a number or a schedule")
 
 
 class ClipSpec(_Named):
     """Gradient clipping applied before the optimizer: ``1.0`` is ``{type: clip_by_global_norm, max_norm: 1.0}``."""
 
-    type: Annotated[str, _choice("gradient clipping", CLIPS), Field(json_schema_extra={"enum": list(CLIPS)})]
+    type: Annotated[str, choice("gradient clipping", CLIPS), Field(json_schema_extra={"enum": list(CLIPS)})]
 
     @model_validator(mode="before")
     @classmethod
@@ -136,7 +139,7 @@ class LossSpec(_Named):
     ``output`` defaults to the model's only (or first) output, ``target`` to the only target.
     """
 
-    type: Annotated[str, _choice("loss", LOSS_NAMES), Field(json_schema_extra={"enum": list(LOSS_NAMES)})]
+    type: Annotated[str, choice("loss", LOSS_NAMES), Field(json_schema_extra={"enum": list(LOSS_NAMES)})]
     output: Name | None = Field(default=None, description="a model output; default the first")
     target: Name | None = Field(default=None, description="a target array; default the only one")
     weight: float = Field(default=1.0, description="factor of this term in the total loss")
@@ -145,7 +148,7 @@ class LossSpec(_Named):
 class MetricSpec(_Named):
     """A metric computed on each batch and on the held-out split: ``accuracy`` or ``{type: top_k_accuracy, k: 5}``."""
 
-    type: Annotated[str, _choice("metric", METRIC_NAMES), Field(json_schema_extra={"enum": list(METRIC_NAMES)})]
+    type: Annotated[str, choice("metric", METRIC_NAMES), Field(json_schema_extra={"enum": list(METRIC_NAMES)})]
     output: Name | None = None
     target: Name | None = None
     name: Name | None = Field(default=None, description="key in the reported metrics; default the type")
