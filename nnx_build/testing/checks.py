@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location, NnxBuildError
+from ..errors import LIMIT_CODES, Location, NnxBuildError, limit_code
 from ..text import first_line, fmt_shape
 from .arrays import compare, random_array, storable, write_npz
 from .discovery import display_path
@@ -34,7 +34,10 @@ def run_case(session: Any, sc: SpecCase, *, update_goldens: bool = False) -> Cas
     """
     t0 = time.perf_counter()
     if sc.case is None:
-        failures = [Failure("spec", p.loc, [f"error[{p.code}]: {p.message}"]) for p in sc.problems]
+        failures = [
+            Failure("spec", p.loc, [f"error[{p.code}]: {p.message}"], limit=p.code if p.code in LIMIT_CODES else None)
+            for p in sc.problems
+        ]
         failures = failures or [Failure("spec", sc.loc, ["the case does not validate"])]
         return CaseResult(sc, "error", [], failures, [], time.perf_counter() - t0)
     assert session is not None, "a valid case runs in the session of its spec"
@@ -43,8 +46,8 @@ def run_case(session: Any, sc: SpecCase, *, update_goldens: bool = False) -> Cas
         run.all()
     except _Stop:
         pass
-    except NnxBuildError as e:  # spec errors: compile or abstract check
-        run.fail("spec", str(e).splitlines() or [type(e).__name__], at=())
+    except NnxBuildError as e:  # spec errors: compile or abstract check, a limit, out of memory
+        run.fail("spec", str(e).splitlines() or [type(e).__name__], at=(), limit=limit_code(e))
     except Exception as e:  # noqa: BLE001  (an unexpected error still names the case; the traceback's end helps)
         import traceback
 
@@ -89,11 +92,18 @@ class CaseRun:
     def loc(self, *keys: Any) -> Location:
         return self.s.locate("tests", self.sc.index, *keys)
 
-    def fail(self, check: str, lines: list[str] | str, at: tuple[Any, ...] | None = None, stop: bool = False) -> None:
+    def fail(
+        self,
+        check: str,
+        lines: list[str] | str,
+        at: tuple[Any, ...] | None = None,
+        stop: bool = False,
+        limit: str | None = None,
+    ) -> None:
         if isinstance(lines, str):
             lines = [lines]
         loc = self.sc.loc if at == () else self.loc(*(at if at is not None else (check,)))
-        self.failures.append(Failure(check, loc, lines))
+        self.failures.append(Failure(check, loc, lines, limit))
         if stop:
             raise _Stop
 
