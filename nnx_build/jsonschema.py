@@ -6,7 +6,6 @@ completes field names per type; number fields also accept ``${...}`` expressions
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from . import registry

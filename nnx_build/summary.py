@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 from .builder.abstract import Report, StepRow
-from .text import human_bytes
 from .builder.program import Program
+from .text import human_bytes
 
 __all__ = ["forward_on_zeros", "model_variable_rows", "print_summary", "summary_table"]
 

@@ -126,5 +126,8 @@ def load_weights(
     if isinstance(model_or_spec, nnx.Module):
         if build_kwargs:
             raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
-        return _load_into(model_or_spec, path, format=format)
-    return _load_into(build(model_or_spec, **build_kwargs), path, format=format)
+        _load_into(model_or_spec, path, format=format)
+        return model_or_spec
+    model = build(model_or_spec, **build_kwargs)
+    _load_into(model, path, format=format)
+    return model

@@ -19,9 +19,9 @@ from ..expr import ExprError, substitute
 from ..schemas.common import Config
 from ..schemas.spec import BlockSpec, InputSpec, MethodSpec, Spec, Step, VariableSpec
 from ..validation import pydantic_errors
+from .blocks import block_arguments
 from .kinds import resolve_reported, unknown_kind_message
 from .program import (
-    MAX_DIM,
     MAX_REPEAT,
     MODULE_API,
     RESERVED,
@@ -34,6 +34,7 @@ from .program import (
     unnamed_output,
 )
 from .references import declared_outs, make_graph, ref_paths
+from .shapes import checked_input_shape, checked_variable_shape, example_dims
 
 __all__ = ["compile_spec"]
 
@@ -89,12 +90,7 @@ class _Compiler:
         if isinstance(inputs, dict):
             for n, s in inputs.items():
                 spath = (*path, "inputs", n, "shape")
-                shape = self.subst(s.shape, names, spath)
-                if shape is not None:
-                    bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int | str) or (isinstance(d, int) and d > MAX_DIM)]
-                    if bad:
-                        self.err("bad-shape", f"input '{n}' sizes must be integers from 0 to 2**62 or symbolic names, received {bad[0]!r}", spath)
-                        shape = None
+                shape = checked_input_shape(n, self.subst(s.shape, names, spath), spath, self.err)
                 input_specs.append((n, InputSpec(shape=shape if shape is not None else s.shape, dtype=s.dtype)))
 
         values: dict[str, tuple[Any, ...]] = {n: (*path, "inputs", n) for n in input_names}
@@ -102,12 +98,7 @@ class _Compiler:
         for vname, var in variables.items():
             vpath = (*path, "variables", vname)
             self.check_kind(var.kind, (*vpath, "kind"))
-            shape = self.subst(var.shape, names, (*vpath, "shape"))
-            if shape is not None:
-                bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int) or d < 0 or d > MAX_DIM]
-                if bad:
-                    self.err("bad-shape", f"variable '{vname}' needs non-negative integer sizes, received {bad[0]!r}", (*vpath, "shape"))
-                    shape = None
+            shape = checked_variable_shape(vname, self.subst(var.shape, names, (*vpath, "shape")), (*vpath, "shape"), self.err)
             if shape is not None:
                 var = var.model_copy(update={"shape": shape})
             self.add_value(values, vname, vpath)
@@ -305,7 +296,12 @@ class _Compiler:
                 self.errors.extend(pydantic_errors(e, spath, self.locate, entry.config, data))
                 return None
         if kind in ("layer", "block") and not step.name:
-            self.err("missing-name", f"layer '{step.type}' needs a name (it becomes a module attribute): - my_{step.type.lower()}: {{type: {step.type}, ...}}", spath)
+            self.err(
+                "missing-name",
+                f"layer '{step.type}' needs a name (it becomes a module attribute): "
+                f"- my_{step.type.lower()}: {{type: {step.type}, ...}}",
+                spath,
+            )
             return None
         if kind not in ("layer", "block") and (step.repeat is not None or step.kinds or step.sharding):
             self.err("bad-value", f"'{step.type}' is an op without variables; repeat, kinds and sharding apply to layers and blocks", spath)
@@ -371,25 +367,8 @@ class _Compiler:
             chain = " -> ".join([*self.block_stack[self.block_stack.index(bname):], bname])
             self.err("cycle", f"block '{bname}' uses itself ({chain})", spath)
             return None
-        args: dict[str, Any] = {}
-        ok = True
-        for k, v in fields.items():
-            if k not in block.args:
-                self.err("unknown-field", f"block '{bname}' has no argument '{k}'{did_you_mean(k, block.args)}; its arguments: {', '.join(block.args) or '(none)'}", (*spath, k))
-                ok = False
-        for aname, arg in block.args.items():
-            if aname in fields:
-                value = fields[aname]
-                if not _arg_type_ok(arg.type, value):
-                    self.err("wrong-type", f"block '{bname}' argument '{aname}' expects {arg.type}, received {value!r}", (*spath, aname))
-                    ok = False
-                args[aname] = value
-            elif arg.required:
-                self.err("missing-field", f"block '{bname}' needs argument '{aname}' ({arg.type})", spath)
-                ok = False
-            else:
-                args[aname] = arg.default
-        if not ok:
+        args = block_arguments(bname, block, fields, spath, self.err)
+        if args is None:
             return None
         key = json.dumps([bname, args], sort_keys=True, default=str)
         if key in self.block_cache:
@@ -433,21 +412,6 @@ class _Compiler:
         return tuple(outputs)
 
 
-def _arg_type_ok(kind: str, value: Any) -> bool:
-    match kind:
-        case "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "float":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "bool":
-            return isinstance(value, bool)
-        case "str":
-            return isinstance(value, str)
-        case "list":
-            return isinstance(value, list)
-    return True
-
-
 def compile_spec(spec: Spec, locate: Any = None, limits: Any = None) -> Program:
     """Resolves ``spec`` into a :class:`Program`; raises :class:`SpecErrors` with every problem.
 
@@ -473,21 +437,7 @@ def compile_spec(spec: Spec, locate: Any = None, limits: Any = None) -> Program:
         names=names,
         key_extra=spec.args,
     )
-    dims: dict[str, int] = {}
-    for n, s in root.main.input_specs:
-        for i, d in enumerate(s.shape):
-            if isinstance(d, str):
-                if "${" in d:
-                    continue  # its expression failed, already reported
-                if not d.isidentifier():
-                    c.err("bad-shape", f"input '{n}' dimension {d!r} must be an integer or a symbolic name", ("inputs", n, "shape", i))
-                size = spec.dims.get(d, 1)
-                if not 0 <= size <= MAX_DIM:
-                    c.err("bad-shape", f"example size of dim '{d}' must be from 0 to 2**62, received {size}", ("dims", d))
-                    size = 1
-                dims.setdefault(d, size)
-            elif d < 0:
-                c.err("bad-shape", f"input '{n}' has negative size {d}", ("inputs", n, "shape", i))
+    dims = example_dims(root.main.input_specs, spec.dims, c.err)
     if not c.errors:
         too_many = modules_problem(root, limits.max_modules)
         if too_many is not None:

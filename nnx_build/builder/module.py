@@ -47,7 +47,7 @@ class CheckContext:
 
 
 _CHECK: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("nnx_build_check", default=None)
-_KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})
+_KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})  # noqa: B039  (never mutated: replaced whole with .set)
 
 
 @contextlib.contextmanager

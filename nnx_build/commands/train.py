@@ -28,7 +28,14 @@ DataOpt = Annotated[
     Path, typer.Option("--data", "-d", help="An .npz with one array per spec input and per train target (examples first).")
 ]
 EpochsOpt = Annotated[
-    int | None, typer.Option("--epochs", "-e", min=0, help="Stop after N epochs in total, resumed ones included (0: set up and check the data only) [default: train.epochs].")
+    int | None,
+    typer.Option(
+        "--epochs",
+        "-e",
+        min=0,
+        help="Stop after N epochs in total, resumed ones included (0: set up and check the data only) "
+        "[default: train.epochs].",
+    ),
 ]
 CkptOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Checkpoint directory (orbax): model state, optimizer state, step; one per epoch.")

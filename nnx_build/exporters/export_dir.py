@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import did_you_mean
-from .errors import ExportError, OutputExistsError, PartialExportError, VerificationError, WeightsError
 from ..text import human_bytes
+from .errors import ExportError, OutputExistsError, PartialExportError, VerificationError, WeightsError
 from .progress import Stages
 from .targets import parse_targets
 

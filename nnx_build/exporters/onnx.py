@@ -92,7 +92,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         # best from their own traces. The dead-code-eliminated jaxpr is the fallback for
         # functions carrying unused RNG state that ONNX cannot hold (nnx.RNN in eval mode).
         attempts = [entry.ff.closed]
-        attempts.append(lambda: pruned(entry.ff.closed(), args))
+        attempts.append(lambda entry=entry, args=args: pruned(entry.ff.closed(), args))
         error: BaseException | None = None
         for make in attempts:
             try:

@@ -76,7 +76,10 @@ def _check_attention(cfg: DotProductAttentionConfig, *xs: Any, **kw: Any) -> str
         return f"needs inputs query, key and value (in: {{query: q, key: k, value: v}}), missing {', '.join(missing)}"
     q, k, v = got["query"], got["key"], got["value"]
     if not (len(q.shape) == len(k.shape) == len(v.shape)) or len(q.shape) < 3:
-        return f"needs query, key and value of equal rank, at least 3 (batch..., length, heads, head_dim), received {fmt_shape(q.shape)}, {fmt_shape(k.shape)}, {fmt_shape(v.shape)}"
+        return (
+            "needs query, key and value of equal rank, at least 3 (batch..., length, heads, head_dim), "
+            f"received {fmt_shape(q.shape)}, {fmt_shape(k.shape)}, {fmt_shape(v.shape)}"
+        )
     for a, b, what in ((q.shape[-1], k.shape[-1], "query and key head_dim"), (k.shape[-3], v.shape[-3], "key and value length")):
         if isinstance(a, int) and isinstance(b, int) and a != b:
             return f"needs equal {what}, received query {fmt_shape(q.shape)}, key {fmt_shape(k.shape)}, value {fmt_shape(v.shape)}"

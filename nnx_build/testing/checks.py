@@ -269,7 +269,11 @@ class CaseRun:
             if exp.shape is not None:
                 want = tuple(exp.shape)
                 if len(want) != len(got_shape) or any(w is not None and w != g for w, g in zip(want, got_shape, strict=False)):
-                    self.fail("outputs", f"output '{name}' has shape {fmt_shape(got_shape)}, expected {fmt_shape(want)}", at=(*at, "shape") if self._has(*at, "shape") else at)
+                    self.fail(
+                        "outputs",
+                        f"output '{name}' has shape {fmt_shape(got_shape)}, expected {fmt_shape(want)}",
+                        at=(*at, "shape") if self._has(*at, "shape") else at,
+                    )
             if exp.dtype is not None and str(value.dtype) != exp.dtype:
                 self.fail("outputs", f"output '{name}' has dtype {value.dtype}, expected {exp.dtype}", at=(*at, "dtype") if self._has(*at, "dtype") else at)
 

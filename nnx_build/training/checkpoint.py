@@ -190,7 +190,7 @@ def _model_dir(path: Path) -> Path:
         return path / "model"
     if (path / "_METADATA").is_file() or (path / "_sharding").exists() or (path / "manifest.ocdbt").exists():
         return path
-    steps = sorted((int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model").is_dir()))
+    steps = sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model").is_dir())
     if not steps:
         raise CheckpointError(f"{path} is not an nnx-build checkpoint directory (no <step>/model folder)")
     return path / str(steps[-1]) / "model"
