@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -41,12 +40,11 @@ from pydantic import (
 )
 
 from ..expr import ExprError, substitute
-from ..training.objectives import LOSSES
+from ..training.objectives import LOSSES, names_and_aliases
 from .common import DTypeName
-from .train import choice
+from .train import choice, enum_of
 
 __all__ = [
-    "LOSS_CHOICES",
     "ArrayInput",
     "Export",
     "ExportTarget",
@@ -63,28 +61,21 @@ CaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_l
 
 #: the checks a case may make; a case must make at least one (or give inputs: a smoke run)
 CHECKS = ("params", "outputs", "deterministic", "golden", "train_step", "export")
-#: the losses of ``train_step:``: every loss of the training table, and its aliases
-LOSS_CHOICES = (*LOSSES, *(alias for loss in LOSSES.values() for alias in loss.aliases))
 
 
-def _export_target(value: str) -> str:
-    # the exporters' table, read when a case is checked (it imports no JAX), so a target
-    # a plugin adds is accepted too
-    from ..errors import did_you_mean
+def _losses() -> list[str]:
+    # the losses of train_step: every loss of the training table (read when used), and its aliases
+    return names_and_aliases(LOSSES)
+
+
+def _export_targets() -> list[str]:
+    # the exporters' table, read when used (it imports no JAX): a plugin's target counts too
     from ..exporters.targets import TARGETS
 
-    if value not in TARGETS:
-        raise ValueError(f"unknown export target '{value}'{did_you_mean(value, TARGETS)}; choose from {', '.join(TARGETS)}")
-    return value
+    return list(TARGETS)
 
 
-def _export_targets_enum(schema: dict[str, Any]) -> None:
-    from ..exporters.targets import TARGETS
-
-    schema["enum"] = list(TARGETS)
-
-
-ExportTarget = Annotated[str, AfterValidator(_export_target), Field(json_schema_extra=_export_targets_enum)]
+ExportTarget = Annotated[str, choice("export target", _export_targets), enum_of(_export_targets)]
 
 
 class _Model(BaseModel):
@@ -141,7 +132,7 @@ class TrainStep(_Model):
     losses are comparable.
     """
 
-    loss: Annotated[str, choice("loss", LOSS_CHOICES), Field(json_schema_extra={"enum": list(LOSS_CHOICES)})] = "mse"
+    loss: Annotated[str, choice("loss", _losses), enum_of(_losses)] = "mse"
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=1e-2, gt=0)
     steps: int = Field(default=1, ge=1, le=100)

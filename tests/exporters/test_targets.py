@@ -90,5 +90,5 @@ def test_an_unknown_spec_test_export_target_is_refused_with_the_table() -> None:
 
     from nnx_build.schemas.tests import Export
 
-    with pytest.raises(ValidationError, match=r"unknown export target 'onx' \(did you mean 'onnx'\?\); choose from stablehlo, savedmodel, onnx"):
+    with pytest.raises(ValidationError, match=r"unknown export target 'onx' \(did you mean 'onnx'\?\); expected one of stablehlo, savedmodel, onnx"):
         Export.model_validate({"targets": ["onx"]})
