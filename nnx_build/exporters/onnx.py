@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..logs import quiet_logger
 from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
 from .target import ExportOptions, Run, Target
@@ -34,19 +35,6 @@ def _explain(entry: Entry, e: BaseException) -> str:
         )
     return f"onnx: jax2onnx cannot convert entry '{entry.name}': {first_line(e)}"
 
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Any:
-    """Raises a logger's level to ERROR for the duration of the block."""
-    import logging
-
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def pruned(fn: Any, args: list[Any]) -> Any:
@@ -97,7 +85,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         for make in attempts:
             try:
                 fn = make()
-                with _quiet_logger("onnx_ir"):  # per-value "type is not known" notes of the serializer
+                with quiet_logger("onnx_ir"):  # per-value "type is not known" notes of the serializer
                     to_onnx(
                         fn,
                         inputs=args,
