@@ -144,7 +144,7 @@ class LazyHelpOption(typer.models.OptionInfo):
 
     help_text: Callable[[], str]
 
-    @property  # type: ignore[override]
+    @property
     def help(self) -> str:
         return self.help_text()
 
@@ -157,5 +157,5 @@ def lazy_help_option(*names: str, help_text: Callable[[], str], **kwargs: Any) -
     """``typer.Option(*names, **kwargs)`` whose help is ``help_text()``, called when shown."""
     option = typer.Option(*names, **kwargs)
     option.__class__ = LazyHelpOption
-    option.help_text = help_text  # type: ignore[attr-defined]
+    option.help_text = help_text
     return option
