@@ -58,7 +58,12 @@ def rows() -> list[tuple[str, str, str, str]]:
             "depth: export + compile, 48 / 4 scanned blocks",
             "≤ 1.3",
             f"{ratio['scan']:.2f} ({res['scan_48']['total_s']:.2f} vs {res['scan_4']['total_s']:.2f} s)"
-            + (f"; unrolled {ratio['unrolled']:.1f} ({res['unrolled_48']['total_s']:.2f} vs {res['unrolled_4']['total_s']:.2f} s)" if "unrolled" in ratio else ""),
+            + (
+                f"; unrolled {ratio['unrolled']:.1f} "
+                f"({res['unrolled_48']['total_s']:.2f} vs {res['unrolled_4']['total_s']:.2f} s)"
+                if "unrolled" in ratio
+                else ""
+            ),
             mark(d["met"]),
         ))
     d = load("check_scale")
@@ -82,7 +87,8 @@ def rows() -> list[tuple[str, str, str, str]]:
                 continue
             extra = f"(build {s['build_s']:.0f} s, first forward {s['first_forward_s']:.1f} s)" if stage == "build" else \
                 "(" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages_s"].items() if v >= 0.5) + ")"
-            out.append((f"scale: {stage.replace('_', ' ')} of 1.1 B params", "recorded", f"{s['seconds']:.0f} s {extra}, peak RSS {s['peak_rss_mb'] / 1024:.1f} GB", "recorded"))
+            seconds = f"{s['seconds']:.0f} s {extra}, peak RSS {s['peak_rss_mb'] / 1024:.1f} GB"
+            out.append((f"scale: {stage.replace('_', ' ')} of 1.1 B params", "recorded", seconds, "recorded"))
     d = load("efficiency")
     if d:
         g = d["gflop_per_s"]
@@ -98,7 +104,8 @@ def rows() -> list[tuple[str, str, str, str]]:
             r = m["latency_ratio_to_fast_path"]
             parts = [f"{t} {r[t]:.2f}" for t in ("savedmodel", "onnx", "stablehlo", "nnx_jit") if t in r]
             parts += [f"{t}: not run" for t in m["errors"]]
-            out.append((f"artifacts `{name}` (batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): latency / fast path", "reported", ", ".join(parts), "recorded"))
+            what = f"artifacts `{name}` (batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): latency / fast path"
+            out.append((what, "reported", ", ".join(parts), "recorded"))
     return out
 
 

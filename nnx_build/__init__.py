@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .builder import build as build
     from .builder import check as check
     from .builder import compile as compile  # noqa: A004
+    from .builder import load_weights as load_weights
     from .errors import Location as Location
     from .errors import NnxBuildError as NnxBuildError
     from .errors import OutOfMemoryError as OutOfMemoryError
@@ -76,5 +77,4 @@ if TYPE_CHECKING:
     from .spec_io import dump_spec as dump_spec
     from .spec_io import load_spec as load_spec
     from .weights import WeightsError as WeightsError
-    from .builder import load_weights as load_weights
     from .weights import save_weights as save_weights

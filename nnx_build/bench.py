@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .text import first_line
+
 __all__ = [
     "JAX_TARGETS",
     "Case",
@@ -48,10 +50,6 @@ def _block_jax(value: Any) -> Any:
     import jax
 
     return jax.block_until_ready(value)
-
-
-def _noop(value: Any) -> Any:
-    return value
 
 
 @dataclass
@@ -246,10 +244,6 @@ def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
-def _first_line(e: BaseException) -> str:
-    text = [line for line in str(e).strip().splitlines() if line.strip()]
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
 
 def _artifact_cases(
     targets: Sequence[str], entries: list[Any], inputs: list[Any], tmp: Path, errors: dict[str, str]
@@ -275,7 +269,7 @@ def _artifact_cases(
         try:
             section = target.export(entries, out, ExportOptions())
         except Exception as e:  # noqa: BLE001  (one target failing leaves the others timed)
-            errors[name] = f"export: {_first_line(e)}"
+            errors[name] = f"export: {first_line(e, with_type=True)}"
             continue
         seconds[f"export_{name}"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
@@ -285,7 +279,7 @@ def _artifact_cases(
             case = Case(lambda run=run, prepared=prepared: run.call(*prepared), run.block)
             outputs[name] = [np.asarray(v) for v in _tuple(case.block(case.call()))]
         except Exception as e:  # noqa: BLE001
-            errors[name] = f"load: {_first_line(e)}"
+            errors[name] = f"load: {first_line(e, with_type=True)}"
             continue
         seconds[f"load_{name}"] = round(time.perf_counter() - t0, 3)
         cases[name] = case

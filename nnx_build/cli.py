@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from . import commands  # registers every sub-command on the app
+from . import commands  # noqa: F401  (registers every sub-command on the app)
 from .commands.app import app
 from .commands.options import console
 

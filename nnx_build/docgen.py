@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 import typing
 from typing import Any
 
@@ -43,7 +44,7 @@ def _type_name(tp: Any) -> str:
         if len(values) > 6:
             return "one of " + ", ".join(map(str, values[:6])) + ", ..."
         return " \\| ".join(repr(v) for v in values)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
         args = typing.get_args(tp)

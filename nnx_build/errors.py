@@ -10,7 +10,23 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Location", "NnxBuildError", "OutOfMemoryError", "SpecError", "SpecErrors", "did_you_mean"]
+__all__ = [
+    "LIMIT_CODES",
+    "Location",
+    "NnxBuildError",
+    "OutOfMemoryError",
+    "SpecError",
+    "SpecErrors",
+    "did_you_mean",
+    "limit_code",
+]
+
+#: the codes of a spec refused by a limit or budget, not for being wrong: the document's
+#: limits (``--limit``), the parameter and byte budgets, and the memory of the machine
+LIMIT_CODES = frozenset({
+    "file-too-large", "too-many-nodes", "too-deep", "too-long-string", "too-many-modules",
+    "too-many-params", "too-many-bytes", "out-of-memory",
+})
 
 
 @dataclass(frozen=True)
@@ -87,3 +103,11 @@ def did_you_mean(name: str, choices: Sequence[str] | Iterable[str]) -> str:
         close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
         close = [lowered[c] for c in close]
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def limit_code(exc: BaseException) -> str | None:
+    """The :data:`LIMIT_CODES` code ``exc`` refuses a spec with, or None (a spec at fault, a bug)."""
+    if isinstance(exc, OutOfMemoryError):
+        return "out-of-memory"
+    codes = exc.codes if isinstance(exc, SpecErrors) else [exc.code] if isinstance(exc, SpecError) else []
+    return next((c for c in codes if c in LIMIT_CODES), None)

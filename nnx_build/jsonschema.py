@@ -6,18 +6,16 @@ completes field names per type; number fields also accept ``${...}`` expressions
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from . import registry
 from .schemas.spec import Spec, Step
 
-__all__ = ["spec_json_schema", "SCHEMA_ID"]
+__all__ = ["SCHEMA_ID", "spec_json_schema"]
 
 SCHEMA_ID = "https://nnx-build.dev/schema/nnx-spec.schema.json"
 _EXPR = {"$ref": "#/$defs/Expression"}
 _EXPR_DEF = {"type": "string", "pattern": r"\$\{.*\}", "description": "a ${...} expression"}
-_COMMON = ("name", "in", "as", "repeat", "scan", "kinds", "sharding", "doc")
 
 
 def _allow_expressions(schema: Any, top: bool = True) -> Any:
@@ -68,13 +66,19 @@ def _train_shorthands(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "properties": props}
 
 
+def _common_fields() -> tuple[str, ...]:
+    """The fields every step has besides ``type`` (``name``, ``in``, ``repeat`` ...), as written."""
+    return tuple(info.alias or name for name, info in Step.model_fields.items() if name != "type")
+
+
 def _step_variants(defs: dict[str, Any]) -> list[dict[str, Any]]:
+    common_fields = _common_fields()
     common = Step.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     defs.update(common.pop("$defs", {}))
     for k, v in common["properties"].items():
-        if k in _COMMON:
+        if k in common_fields:
             defs[f"step_field_{k}"] = v
-    common_props = {k: {"$ref": f"#/$defs/step_field_{k}"} for k in common["properties"] if k in _COMMON}
+    common_props = {k: {"$ref": f"#/$defs/step_field_{k}"} for k in common["properties"] if k in common_fields}
     from .builder.lora import LoRAOption
 
     lora = LoRAOption.model_json_schema(ref_template="#/$defs/{model}")

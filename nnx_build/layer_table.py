@@ -4,13 +4,7 @@ It imports no layer: the built-in catalogue (``nnx_build.layers``) registers its
 here, and :mod:`nnx_build.registry`, the public face, loads that catalogue before
 any lookup. Third-party entries are namespaced: ``mypkg>MyLayer``.
 
-Example:
-  >>> from nnx_build.schemas.common import Config
-  >>> class Double(Config):
-  ...     type: Literal["demo>double"] = "demo>double"
-  >>> @register("demo>double", Double, kind="op")
-  ... def double(cfg, x):
-  ...     return 2 * x
+Registering: see the example in :mod:`nnx_build.registry`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ create every weight on its shards::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ def load(spec: Spec | str | os.PathLike[str], options: Options | None = None) ->
 
 def compile(spec: Spec | str | os.PathLike[str], options: Options | None = None) -> Program:  # noqa: A001
     """Resolves a spec into a program; raises ``SpecErrors`` with every problem."""
-    from .builder.program import compile_spec
+    from .builder.compiler import compile_spec
     from .spec_io import spec_locator
 
     options = options or Options()
@@ -194,9 +195,11 @@ def allocate(
         from .sharding import make_mesh
 
         make_mesh(plan)  # the devices are there (or a clear error)
-        if jax.device_count() == 1:
-            plan = None  # one device holds everything: the plain build
-    return _allocate(program, rngs=rngs, nbytes=nbytes, mesh=plan)
+        if jax.device_count() > 1:  # else one device holds everything: the plain build
+            from .sharding import sharded_instantiate
+
+            return _allocate(program, rngs=rngs, nbytes=nbytes, make=functools.partial(sharded_instantiate, program, plan, rngs=rngs))
+    return _allocate(program, rngs=rngs, nbytes=nbytes)
 
 
 def load_weights(model: Any, options: Options | None = None, program: Program | None = None) -> Any:

@@ -44,7 +44,7 @@ def load_spec(source: str | os.PathLike[str] | Spec, *, limits: Limits = Limits(
 
 def _compile_errors(spec: Spec, doc: Document) -> list[SpecError]:
     """The compiler's problems in ``spec`` (the valid rest of a broken document)."""
-    from .builder.program import compile_spec
+    from .builder.compiler import compile_spec
 
     try:
         compile_spec(spec, locator(doc))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .builder.abstract import Report, StepRow, human_bytes
+from .builder.abstract import Report, StepRow
 from .builder.program import Program
+from .text import human_bytes
 
 __all__ = ["forward_on_zeros", "model_variable_rows", "print_summary", "summary_table"]
 

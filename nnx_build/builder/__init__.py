@@ -128,7 +128,10 @@ def load_weights(
     if isinstance(model_or_spec, nnx.Module):
         if build_kwargs:
             raise TypeError(f"load_weights into a built module takes no build arguments ({', '.join(build_kwargs)})")
-        return _load_into(model_or_spec, path, format=format)
+        _load_into(model_or_spec, path, format=format)
+        return model_or_spec
     if format is None:  # through the pipeline: the spec's weights: mapping applies
         return build(model_or_spec, weights=path, **build_kwargs)
-    return _load_into(build(model_or_spec, **build_kwargs), path, format=format)
+    model = build(model_or_spec, **build_kwargs)
+    _load_into(model, path, format=format)
+    return model

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SpecError, SpecErrors
+from ..text import fmt_shape, human_bytes
 from .module import CheckContext, Poison, checking, instantiate
 from .program import Node, Program
 
@@ -115,7 +116,7 @@ def count_variables(node: Any) -> tuple[dict[str, int], int]:
 
 def _fmt_shape(tree: Any) -> str:
     leaves = jax.tree.leaves(tree)
-    parts = [f"({', '.join(str(d) for d in leaf.shape)})" for leaf in leaves]
+    parts = [fmt_shape(leaf.shape) for leaf in leaves]
     return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
 
@@ -269,16 +270,3 @@ def _row(node: Node, abstract: Any, shape: Any) -> StepRow:
     if node.repeat is not None:
         type_name += f" x{node.repeat}" + (" (scan)" if node.scan else "")
     return StepRow(node.label, type_name, _fmt_shape(shape) if shape is not None else "-", params, nbytes)
-
-
-def human_bytes(n: int) -> str:
-    """``n`` bytes for people: ``3.4 KB``, ``1.0 GB``."""
-    if n >= 1024**5:  # also past what a float holds
-        return f"{n // 1024**4:,} TB"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    return f"{n} B"
-

@@ -7,9 +7,14 @@ A declared kind is a real ``nnx.Variable`` subclass, so filters such as
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flax import nnx
 
-__all__ = ["BUILTIN", "kind_class"]
+from ..errors import did_you_mean
+
+__all__ = ["BUILTIN", "kind_class", "resolve", "resolve_reported", "unknown_kind_message"]
 
 BUILTIN: dict[str, type[nnx.Variable]] = {
     "Param": nnx.Param,
@@ -53,3 +58,28 @@ def resolve(declared: dict[str, str]) -> dict[str, type[nnx.Variable]]:
                 raise ValueError(name)
             raise KeyError(name)
     return out
+
+
+def resolve_reported(declared: dict[str, str], err: Callable[[str, str, tuple[Any, ...]], None]) -> dict[str, type[nnx.Variable]]:
+    """:func:`resolve`, a problem reported through ``err(code, message, path)`` (then only the built-in kinds)."""
+    try:
+        return resolve(declared)
+    except KeyError as e:
+        name = e.args[0]
+        base = declared[name]
+        err(
+            "unknown-kind",
+            f"kind '{name}' is based on unknown kind '{base}'"
+            f"{did_you_mean(base, [*declared, 'Param', 'BatchStat', 'Cache', 'Intermediate'])}",
+            ("kinds", name, "base"),
+        )
+    except ValueError as e:
+        err("cycle", f"kind '{e.args[0]}' is based on itself through other kinds", ("kinds", e.args[0]))
+    return resolve({})
+
+
+def unknown_kind_message(name: str, known: Any) -> str:
+    return (
+        f"unknown variable kind '{name}'{did_you_mean(name, known)}; "
+        f"declare it under 'kinds:' (e.g. {name}: {{base: Param}}) or use Param, BatchStat, Cache, Intermediate"
+    )

@@ -20,6 +20,7 @@ from flax import nnx
 
 from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
+from ..text import first_line
 from .program import Graph, Node, Program, Scope
 
 __all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "module_class"]
@@ -46,7 +47,7 @@ class CheckContext:
 
 
 _CHECK: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("nnx_build_check", default=None)
-_KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})
+_KINDS: contextvars.ContextVar[dict[str, type]] = contextvars.ContextVar("nnx_build_kinds", default={})  # noqa: B039  (never mutated: replaced whole with .set)
 
 
 @contextlib.contextmanager
@@ -207,12 +208,8 @@ def _guarded(module: Any, name: Any, path: tuple[Any, ...], what: str, make: Cal
     except SpecError as e:
         ctx.errors.append(e)
     except Exception as e:  # a constructor refusing its arguments
-        ctx.errors.append(SpecError("invalid-layer", f"{what} cannot be constructed: {_first_line(e)}", ctx.locate(path), path))
+        ctx.errors.append(SpecError("invalid-layer", f"{what} cannot be constructed: {first_line(e)}", ctx.locate(path), path))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 _CLASSES: dict[str, type[BuiltModule]] = {}
@@ -250,25 +247,26 @@ def instantiate(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         _KINDS.reset(token)
 
 
-def allocate(program: Program, *, rngs: nnx.Rngs, nbytes: int | None = None, mesh: Any = None) -> BuiltModule:
-    """``instantiate``, waiting for the weights, with running out of memory a typed error.
+def allocate(
+    program: Program,
+    *,
+    rngs: nnx.Rngs,
+    nbytes: int | None = None,
+    make: Callable[[], BuiltModule] | None = None,
+) -> BuiltModule:
+    """``instantiate`` (or ``make()``), waiting for the weights, with running out of memory a typed error.
 
     JAX allocates asynchronously: without the wait an allocation failure would surface
-    later, from whatever touches the weights first. With ``mesh`` (a
-    :class:`nnx_build.sharding.MeshPlan`) every weight is created on its shards.
+    later, from whatever touches the weights first. ``make`` builds the module another way
+    (on a device mesh: :func:`nnx_build.sharding.sharded_instantiate`).
     """
     from ..errors import OutOfMemoryError
 
     try:
-        if mesh is None:
-            model = instantiate(program, rngs=rngs)
-        else:
-            from ..sharding import sharded_instantiate
-
-            model = sharded_instantiate(program, mesh, rngs=rngs)
+        model = instantiate(program, rngs=rngs) if make is None else make()
         jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
-        text = _first_line(e).rstrip(".")
+        text = first_line(e).rstrip(".")
         if not isinstance(e, MemoryError) and "memory" not in text.lower() and "RESOURCE_EXHAUSTED" not in text:
             raise
         need = f" ({nbytes:,} bytes of variables)" if nbytes is not None else ""
@@ -403,7 +401,7 @@ def _checked(module: BuiltModule, node: Node, inputs: list[Any], named: dict[str
     except SpecError as e:
         err = e
     except Exception as e:
-        text = _first_line(e)
+        text = first_line(e)
         err = SpecError(
             "shape-mismatch",
             f"step '{node.label}' ({node.type}) fails on inputs {src}: {text}",

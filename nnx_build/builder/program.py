@@ -1,28 +1,34 @@
-"""Compiles a validated :class:`Spec` into scopes: resolved, checked graphs.
+"""The compiled form of a spec: a :class:`Program` of :class:`Scope` s, each with its
+:class:`Graph` s of :class:`Node` s, all frozen data.
 
-Everything that can be known without shapes is checked here and every problem is
-collected: unknown types and references (with did-you-mean), duplicate names, cycles,
-block arguments, expressions, layer fields. Shapes are checked by the abstract build.
+:func:`nnx_build.builder.compiler.compile_spec` makes one from a validated spec; the
+abstract check (:mod:`.abstract`) and the eager build (:mod:`.module`) read it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from .. import registry
-from ..errors import SpecError, SpecErrors, did_you_mean
-from ..expr import ExprError, substitute
 from ..schemas.common import Config
-from ..schemas.spec import BlockSpec, InputSpec, MethodSpec, Spec, Step, VariableSpec
-from ..validation import pydantic_errors
-from .kinds import resolve as resolve_kinds
+from ..schemas.spec import InputSpec, Spec, VariableSpec
 
-__all__ = ["Graph", "Node", "Program", "Scope", "compile_spec"]
+__all__ = [
+    "MAX_DIM",
+    "MAX_REPEAT",
+    "MODULE_API",
+    "RESERVED",
+    "Graph",
+    "Node",
+    "Program",
+    "Scope",
+    "all_nodes",
+    "class_name",
+    "count_modules",
+    "modules_problem",
+    "unnamed_output",
+]
 
 #: names a step may not take: they would shadow nnx.Module's own attributes
 RESERVED = frozenset(
@@ -131,515 +137,6 @@ def class_name(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p) or "Model"
 
 
-class _Compiler:
-    def __init__(self, spec: Spec, locate: Any):
-        self.spec = spec
-        self.locate = locate
-        self.errors: list[SpecError] = []
-        self.block_cache: dict[str, Scope] = {}
-        self.block_stack: list[str] = []
-        self.kind_names: set[str] = set()
-
-    def err(self, code: str, message: str, path: tuple[Any, ...]) -> None:
-        self.errors.append(SpecError(code, message, self.locate(path), tuple(path)))
-
-    # ---- kinds --------------------------------------------------------------
-    def compile_kinds(self) -> dict[str, type]:
-        declared = {n: k.base for n, k in self.spec.kinds.items()}
-        try:
-            classes = resolve_kinds(declared)
-        except KeyError as e:
-            name = e.args[0]
-            base = declared[name]
-            self.err(
-                "unknown-kind",
-                f"kind '{name}' is based on unknown kind '{base}'"
-                f"{did_you_mean(base, [*declared, 'Param', 'BatchStat', 'Cache', 'Intermediate'])}",
-                ("kinds", name, "base"),
-            )
-            classes = resolve_kinds({})
-        except ValueError as e:
-            self.err("cycle", f"kind '{e.args[0]}' is based on itself through other kinds", ("kinds", e.args[0]))
-            classes = resolve_kinds({})
-        self.kind_names = set(classes)
-        return classes
-
-    def check_kind(self, name: str, path: tuple[Any, ...]) -> bool:
-        if name in self.kind_names:
-            return True
-        self.err(
-            "unknown-kind",
-            f"unknown variable kind '{name}'{did_you_mean(name, self.kind_names)}; "
-            f"declare it under 'kinds:' (e.g. {name}: {{base: Param}}) or use Param, BatchStat, Cache, Intermediate",
-            path,
-        )
-        return False
-
-    # ---- expressions ----------------------------------------------------------
-    def subst(self, value: Any, names: dict[str, Any], path: tuple[Any, ...]) -> Any:
-        try:
-            return substitute(value, names)
-        except ExprError as e:
-            self.err("bad-expression", str(e), path)
-            return None
-
-    # ---- scopes -------------------------------------------------------------
-    def compile_scope(
-        self,
-        *,
-        name: str,
-        path: tuple[Any, ...],
-        inputs: dict[str, InputSpec] | list[str],
-        variables: dict[str, VariableSpec],
-        steps: list[Step],
-        outputs: list[str] | None,
-        methods: dict[str, MethodSpec],
-        names: dict[str, Any],
-        key_extra: Any,
-    ) -> Scope:
-        input_names = list(inputs)
-        input_specs: list[tuple[str, InputSpec]] = []
-        if isinstance(inputs, dict):
-            for n, s in inputs.items():
-                spath = (*path, "inputs", n, "shape")
-                shape = self.subst(s.shape, names, spath)
-                if shape is not None:
-                    bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int | str) or (isinstance(d, int) and d > MAX_DIM)]
-                    if bad:
-                        self.err("bad-shape", f"input '{n}' sizes must be integers from 0 to 2**62 or symbolic names, received {bad[0]!r}", spath)
-                        shape = None
-                input_specs.append((n, InputSpec(shape=shape if shape is not None else s.shape, dtype=s.dtype)))
-
-        values: dict[str, tuple[Any, ...]] = {n: (*path, "inputs", n) for n in input_names}
-        resolved_vars: list[tuple[str, VariableSpec, tuple[Any, ...]]] = []
-        for vname, var in variables.items():
-            vpath = (*path, "variables", vname)
-            self.check_kind(var.kind, (*vpath, "kind"))
-            shape = self.subst(var.shape, names, (*vpath, "shape"))
-            if shape is not None:
-                bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int) or d < 0 or d > MAX_DIM]
-                if bad:
-                    self.err("bad-shape", f"variable '{vname}' needs non-negative integer sizes, received {bad[0]!r}", (*vpath, "shape"))
-                    shape = None
-            if shape is not None:
-                var = var.model_copy(update={"shape": shape})
-            self.add_value(values, vname, vpath)
-            resolved_vars.append((vname, var, vpath))
-
-        attrs: dict[str, Node] = {}
-        main_nodes = self.compile_steps(steps, (*path, "layers"), input_names, values, names, attrs, start=0)
-        main_outputs = self.check_outputs(outputs, main_nodes, values, (*path, "outputs"), input_names)
-        graph_main = self.make_graph(input_names, main_nodes, main_outputs, input_specs, (*path, "layers"))
-        # the abstract check runs every step, even one no output needs
-        every = tuple(o for n in main_nodes for o in n.outs)
-        graph_check = self.make_graph(input_names, main_nodes, every, input_specs, (*path, "layers"))
-        graph_check = Graph(graph_check.inputs, graph_check.nodes, main_outputs, graph_check.input_specs)
-
-        method_graphs: list[tuple[str, Graph]] = []
-        count = len(main_nodes)
-        for mname, method in methods.items():
-            mpath = (*path, "methods", mname)
-            if mname in RESERVED or mname in attrs or mname in values:
-                self.err("reserved-name", f"method name '{mname}' clashes with an attribute or value of the module", mpath)
-                continue
-            m_inputs = input_names if method.inputs is None else list(method.inputs)
-            m_specs = list(input_specs)
-            if isinstance(method.inputs, dict):
-                m_specs = [(n, s) for n, s in method.inputs.items()]
-            m_values = dict(values)
-            for n in m_inputs:
-                if n not in values:
-                    m_values[n] = (*mpath, "inputs", n)
-            m_nodes = self.compile_steps(method.layers, (*mpath, "layers"), m_inputs, m_values, names, attrs, start=count)
-            count += len(m_nodes)
-            outs = self.check_outputs(method.outputs, m_nodes, m_values, (*mpath, "outputs"), m_inputs)
-            method_graphs.append(
-                (mname, self.make_graph(tuple(m_inputs), (*main_nodes, *m_nodes), outs, m_specs, mpath))
-            )
-
-        modules = tuple(n for n in attrs.values())
-        key_src = json.dumps(
-            [name, key_extra, [s.model_dump(by_alias=True) for s in steps], list(inputs), outputs,
-             {k: v.model_dump() for k, v in variables.items()}, {k: v.model_dump(by_alias=True) for k, v in methods.items()},
-             sorted((k, v.base) for k, v in self.spec.kinds.items()), self.spec.dtype, self.spec.param_dtype],
-            sort_keys=True, default=str,
-        )
-        key = hashlib.sha256(key_src.encode()).hexdigest()
-        return Scope(
-            key=key,
-            name=class_name(name),
-            variables=tuple(resolved_vars),
-            modules=modules,
-            main=graph_main,
-            methods=tuple(method_graphs),
-            kinds=tuple(sorted((k, v.base) for k, v in self.spec.kinds.items())),
-            path=path,
-            check_graph=graph_check,
-        )
-
-    def add_value(self, values: dict[str, tuple[Any, ...]], name: str, path: tuple[Any, ...]) -> bool:
-        if name in values:
-            self.err("duplicate-name", f"name '{name}' is already used (line {self.locate(values[name]).line}); choose another name", path)
-            return False
-        values[name] = path
-        return True
-
-    def compile_steps(
-        self,
-        steps: list[Step],
-        path: tuple[Any, ...],
-        inputs: list[str],
-        values: dict[str, tuple[Any, ...]],
-        names: dict[str, Any],
-        attrs: dict[str, Node],
-        start: int,
-    ) -> list[Node]:
-        nodes: list[Node] = []
-        previous: str | None = inputs[0] if len(inputs) == 1 else None
-        pending_refs: list[tuple[str, tuple[Any, ...]]] = []
-        for i, step in enumerate(steps):
-            spath = (*path, i)
-            node = self.compile_step(step, spath, start + i, previous, names, attrs, inputs)
-            if node is None:
-                # keep later steps checkable: the failed step's outputs still exist by name
-                outs = _declared_outs(step)
-                for out in outs:
-                    self.add_value(values, out, spath)
-                previous = outs[0] if outs else None
-                continue
-            for out in node.outs:
-                self.add_value(values, out, spath)
-            if node.attr is not None:
-                if node.attr in RESERVED:
-                    self.err("reserved-name", f"step name '{node.attr}' would shadow nnx.Module.{node.attr}; rename the step", spath)
-                elif node.attr in attrs:
-                    pass  # reported as duplicate-name above
-                else:
-                    attrs[node.attr] = node
-            pending_refs.extend(_ref_paths(step, node, spath))
-            nodes.append(node)
-            previous = node.outs[0] if node.outs else None
-        # references may point forward (DAG), so they are checked once all names are known
-        for ref, spath in pending_refs:
-            if ref not in values:
-                self.err(
-                    "unknown-ref",
-                    f"step input '{ref}' is not an input, variable or step output{did_you_mean(ref, values)}",
-                    (*spath,),
-                )
-        for node in nodes:
-            if node.kind == "call":
-                parts = [*node.config.module.split("."), *([node.config.method] if node.config.method else [])]  # type: ignore[union-attr]
-                private = [p for p in parts if p.startswith("_") or p in MODULE_API]
-                if private:
-                    self.err(
-                        "unsafe-name",
-                        f"'call' may name modules and their public methods only; '{private[0]}' is "
-                        + ("private" if private[0].startswith("_") else "part of nnx.Module's own API"),
-                        node.path,
-                    )
-                    continue
-                target = parts[0]
-                if target not in attrs:
-                    self.err(
-                        "unknown-ref",
-                        f"'call' names module '{target}', which no step creates{did_you_mean(target, attrs)}",
-                        node.path,
-                    )
-        return nodes
-
-    def compile_step(
-        self,
-        step: Step,
-        spath: tuple[Any, ...],
-        index: int,
-        previous: str | None,
-        names: dict[str, Any],
-        attrs: dict[str, Node],
-        inputs: list[str],
-    ) -> Node | None:
-        fields: dict[str, Any] | None = {}
-        for k, v in step.fields.items():  # each field on its own, so an error points at its key
-            n_errors = len(self.errors)
-            value = self.subst(v, names, (*spath, k))
-            if len(self.errors) > n_errors:
-                fields = None
-            elif fields is not None:
-                fields[k] = value
-        repeat = self.subst(step.repeat, names, (*spath, "repeat"))
-        if fields is None:
-            return None
-        if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0 or repeat > MAX_REPEAT):
-            self.err("bad-value", f"repeat must be an integer from 0 to {MAX_REPEAT}, received {repeat!r}", (*spath, "repeat"))
-            return None
-        if step.scan and repeat is None:
-            self.err("bad-value", "scan: true needs repeat: N (the number of stacked copies)", (*spath, "scan"))
-        for kname, kind in step.kinds.items():
-            self.check_kind(kind, (*spath, "kinds", kname))
-
-        args, kwargs = step.inputs()
-        if not args and not kwargs:
-            if previous is None:
-                self.err(
-                    "missing-input",
-                    f"step {step.name or step.type!r} needs 'in:' naming its inputs "
-                    + (f"(the model has several inputs: {', '.join(inputs)})" if inputs else "(the model has no inputs)")
-                    if index == 0 or not step.name else
-                    f"step {step.name!r} needs 'in:' naming its inputs (the previous step has no output)",
-                    spath,
-                )
-                return None
-            args = (previous,)
-
-        entry = registry.get(step.type)
-        block: Scope | None = None
-        config: Config | None = None
-        lora = self.lora_option(step, entry, fields, spath)
-        if lora is False:
-            return None
-        if step.type in self.spec.blocks:
-            kind = "block"
-            block = self.instantiate_block(step.type, fields, spath)
-            if block is None:
-                return None
-        elif entry is None:
-            self.err("unknown-type", registry.unknown_type_message(step.type, list(self.spec.blocks)), (*spath, "type") if step.name else spath)
-            return None
-        else:
-            kind = entry.kind
-            data = {"type": step.type, **fields}
-            for dt in ("dtype", "param_dtype"):
-                default = getattr(self.spec, dt)
-                if default is not None and dt in entry.config.model_fields and dt not in data:
-                    data[dt] = default
-            try:
-                config = entry.config.model_validate(data)
-            except ValidationError as e:
-                self.errors.extend(pydantic_errors(e, spath, self.locate, entry.config, data))
-                return None
-        if kind in ("layer", "block") and not step.name:
-            self.err("missing-name", f"layer '{step.type}' needs a name (it becomes a module attribute): - my_{step.type.lower()}: {{type: {step.type}, ...}}", spath)
-            return None
-        if kind not in ("layer", "block") and (step.repeat is not None or step.kinds or step.sharding):
-            self.err("bad-value", f"'{step.type}' is an op without variables; repeat, kinds and sharding apply to layers and blocks", spath)
-        carried = None
-        if block is not None and repeat is not None:
-            carried = len(block.main.outputs)
-            if carried > len(args) and not kwargs:
-                self.err(
-                    "bad-value",
-                    f"repeated block '{step.type}' returns {carried} values but receives {len(args)} input(s): each copy's "
-                    "outputs are the next copy's first inputs, so a repeated block returns at most as many values as it takes",
-                    (*spath, "repeat"),
-                )
-                return None
-        if step.as_ is None:
-            outs: tuple[str, ...] = (step.name,) if step.name else (unnamed_output(step.type, index),)
-        else:
-            outs = (step.as_,) if isinstance(step.as_, str) else tuple(step.as_)
-        return Node(
-            index=index,
-            name=step.name,
-            kind=kind,
-            type=step.type,
-            config=config,
-            block=block,
-            args=args,
-            kwargs=tuple(kwargs.items()),
-            outs=outs,
-            path=spath,
-            repeat=repeat,
-            scan=step.scan,
-            kinds=tuple(step.kinds.items()),
-            sharding=tuple((k, tuple(v)) for k, v in step.sharding.items()),
-            lora=lora,
-            entry=entry if kind != "block" else None,
-            carried=carried,
-        )
-
-    def lora_option(self, step: Step, entry: Any, fields: dict[str, Any], spath: tuple[Any, ...]) -> Any:
-        """Takes a ``lora:`` option out of ``fields``: None (absent), a LoRAOption, or False (reported)."""
-        from .lora import LoRAOption
-
-        is_block = step.type in self.spec.blocks
-        if "lora" not in fields or (is_block and "lora" in self.spec.blocks[step.type].args):
-            return None
-        if entry is not None and "lora" in entry.config.model_fields:
-            return None
-        value = fields.pop("lora")
-        if not is_block and (entry is None or entry.kind != "layer"):
-            if entry is not None:
-                self.err("bad-value", f"'{step.type}' is an op without variables; lora applies to Linear layers and blocks", (*spath, "lora"))
-                return False
-            return None  # unknown type: reported by the caller
-        try:
-            return LoRAOption.model_validate(value)
-        except ValidationError as e:
-            self.errors.extend(pydantic_errors(e, (*spath, "lora"), self.locate, LoRAOption, value))
-            return False
-
-    def instantiate_block(self, bname: str, fields: dict[str, Any], spath: tuple[Any, ...]) -> Scope | None:
-        block: BlockSpec = self.spec.blocks[bname]
-        if bname in self.block_stack:
-            chain = " -> ".join([*self.block_stack[self.block_stack.index(bname):], bname])
-            self.err("cycle", f"block '{bname}' uses itself ({chain})", spath)
-            return None
-        args: dict[str, Any] = {}
-        ok = True
-        for k, v in fields.items():
-            if k not in block.args:
-                self.err("unknown-field", f"block '{bname}' has no argument '{k}'{did_you_mean(k, block.args)}; its arguments: {', '.join(block.args) or '(none)'}", (*spath, k))
-                ok = False
-        for aname, arg in block.args.items():
-            if aname in fields:
-                value = fields[aname]
-                if not _arg_type_ok(arg.type, value):
-                    self.err("wrong-type", f"block '{bname}' argument '{aname}' expects {arg.type}, received {value!r}", (*spath, aname))
-                    ok = False
-                args[aname] = value
-            elif arg.required:
-                self.err("missing-field", f"block '{bname}' needs argument '{aname}' ({arg.type})", spath)
-                ok = False
-            else:
-                args[aname] = arg.default
-        if not ok:
-            return None
-        key = json.dumps([bname, args], sort_keys=True, default=str)
-        if key in self.block_cache:
-            return self.block_cache[key]
-        self.block_stack.append(bname)
-        n_errors = len(self.errors)
-        try:
-            scope = self.compile_scope(
-                name=bname,
-                path=("blocks", bname),
-                inputs=list(block.inputs),
-                variables=block.variables,
-                steps=block.layers,
-                outputs=block.outputs,
-                methods=block.methods,
-                names={**self.spec.args, **args},
-                key_extra=args,
-            )
-        finally:
-            self.block_stack.pop()
-        if len(self.errors) > n_errors:
-            return None
-        self.block_cache[key] = scope
-        return scope
-
-    def check_outputs(
-        self,
-        outputs: list[str] | None,
-        nodes: list[Node],
-        values: dict[str, tuple[Any, ...]],
-        path: tuple[Any, ...],
-        inputs: list[str],
-    ) -> tuple[str, ...]:
-        if outputs is None:
-            if not nodes:
-                return tuple(inputs[:1])
-            return nodes[-1].outs[:1]
-        for i, name in enumerate(outputs):
-            if name not in values:
-                self.err("unknown-ref", f"output '{name}' is not a step output or input{did_you_mean(name, values)}", (*path, i))
-        return tuple(outputs)
-
-    def make_graph(
-        self,
-        inputs: Any,
-        nodes: list[Node] | tuple[Node, ...],
-        outputs: tuple[str, ...],
-        input_specs: list[tuple[str, InputSpec]],
-        path: tuple[Any, ...],
-    ) -> Graph:
-        producer: dict[str, Node] = {}
-        for n in nodes:
-            for o in n.outs:
-                producer.setdefault(o, n)  # a duplicate name is reported once, not as a cycle too
-        state: dict[int, int] = {}  # 1 = visiting, 2 = done
-
-        def visit(node: Node, chain: list[Node]) -> None:
-            s = state.get(node.index)
-            if s == 2:
-                return
-            if s == 1:
-                cyc = chain[[c.index for c in chain].index(node.index):] + [node]
-                self.err("cycle", "steps form a cycle: " + " -> ".join(c.label for c in cyc) + "; a step may not depend on its own output", node.path)
-                return
-            state[node.index] = 1
-            for ref in node.inputs():
-                if ref in producer:
-                    visit(producer[ref], [*chain, node])
-            state[node.index] = 2
-
-        for n in nodes:
-            visit(n, [])
-        # demand-driven: only the nodes the outputs need run (a method runs part of the graph)
-        needed: set[int] = set()
-        stack = [producer[o] for o in outputs if o in producer]
-        while stack:
-            n = stack.pop()
-            if n.index in needed:
-                continue
-            needed.add(n.index)
-            stack.extend(producer[r] for r in n.inputs() if r in producer)
-        order = [n for n in nodes if n.index in needed]
-        return Graph(tuple(inputs), tuple(_topo(order)), tuple(outputs), tuple(input_specs))
-
-
-def _declared_outs(step: Step) -> tuple[str, ...]:
-    if step.as_ is not None:
-        return (step.as_,) if isinstance(step.as_, str) else tuple(step.as_)
-    return (step.name,) if step.name else ()
-
-
-def _topo(nodes: list[Node]) -> list[Node]:
-    """Topological order that keeps spec order wherever dependencies allow."""
-    produced_by = {o: n.index for n in nodes for o in n.outs}
-    done: set[int] = set()
-    out: list[Node] = []
-    remaining = list(nodes)
-    while remaining:
-        for i, n in enumerate(remaining):
-            deps = {produced_by[r] for r in n.inputs() if r in produced_by}
-            if deps <= done | {n.index} and n.index not in deps:
-                out.append(n)
-                done.add(n.index)
-                del remaining[i]
-                break
-        else:  # a cycle (already reported): keep spec order
-            out.extend(remaining)
-            break
-    return out
-
-
-def _ref_paths(step: Step, node: Node, spath: tuple[Any, ...]) -> list[tuple[str, tuple[Any, ...]]]:
-    """Each input a step reads, with the path of the ``in:`` entry that names it."""
-    if step.in_ is None:
-        return [(ref, spath) for ref in node.inputs()]
-    if isinstance(step.in_, str):
-        return [(step.in_, (*spath, "in"))]
-    if isinstance(step.in_, list):
-        return [(ref, (*spath, "in", i)) for i, ref in enumerate(step.in_)]
-    return [(ref, (*spath, "in", k)) for k, ref in step.in_.items()]
-
-
-def _arg_type_ok(kind: str, value: Any) -> bool:
-    match kind:
-        case "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "float":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "bool":
-            return isinstance(value, bool)
-        case "str":
-            return isinstance(value, str)
-        case "list":
-            return isinstance(value, list)
-    return True
-
-
 def count_modules(scope: Scope, memo: dict[str, int] | None = None) -> int:
     """Module instances ``scope`` unrolls to: each layer and block use, times ``repeat`` unless scanned."""
     memo = {} if memo is None else memo
@@ -653,64 +150,8 @@ def count_modules(scope: Scope, memo: dict[str, int] | None = None) -> int:
     return total
 
 
-def compile_spec(spec: Spec, locate: Any = None, limits: Any = None) -> Program:
-    """Resolves ``spec`` into a :class:`Program`; raises :class:`SpecErrors` with every problem.
-
-    ``limits`` (a :class:`nnx_build.loader.Limits`) bounds the module instances the spec
-    unrolls to (``too-many-modules``), so a nest of ``repeat:`` cannot make the build hang.
-    """
-    from ..errors import Location
-    from ..loader import Limits
-
-    limits = limits or Limits()
-    locate = locate or (lambda path: Location())
-    c = _Compiler(spec, locate)
-    kinds = c.compile_kinds()
-    names = dict(spec.args)
-    root = c.compile_scope(
-        name=spec.name,
-        path=(),
-        inputs=spec.inputs,
-        variables=spec.variables,
-        steps=spec.layers,
-        outputs=spec.outputs,
-        methods=spec.methods,
-        names=names,
-        key_extra=spec.args,
-    )
-    dims: dict[str, int] = {}
-    for n, s in root.main.input_specs:
-        for i, d in enumerate(s.shape):
-            if isinstance(d, str):
-                if "${" in d:
-                    continue  # its expression failed, already reported
-                if not d.isidentifier():
-                    c.err("bad-shape", f"input '{n}' dimension {d!r} must be an integer or a symbolic name", ("inputs", n, "shape", i))
-                size = spec.dims.get(d, 1)
-                if not 0 <= size <= MAX_DIM:
-                    c.err("bad-shape", f"example size of dim '{d}' must be from 0 to 2**62, received {size}", ("dims", d))
-                    size = 1
-                dims.setdefault(d, size)
-            elif d < 0:
-                c.err("bad-shape", f"input '{n}' has negative size {d}", ("inputs", n, "shape", i))
-    if not c.errors:
-        n_modules = count_modules(root)
-        if n_modules > limits.max_modules:
-            repeated = [n for n in _all_nodes(root) if n.repeat is not None and not n.scan]
-            where = max(repeated, key=lambda n: n.repeat).path if repeated else ()  # type: ignore[arg-type, return-value]
-            c.err(
-                "too-many-modules",
-                f"spec unrolls to {n_modules:,} module instances (each layer and block use, times repeat), "
-                f"over the limit of {limits.max_modules:,}; stack long repeats with 'scan: true', "
-                f"or {Limits.how_to_raise('max_modules')}",
-                where,
-            )
-    if c.errors:
-        raise SpecErrors(c.errors)
-    return Program(spec=spec, root=root, kind_classes=kinds, dims=dims)
-
-
-def _all_nodes(scope: Scope, seen: set[str] | None = None) -> list[Node]:
+def all_nodes(scope: Scope, seen: set[str] | None = None) -> list[Node]:
+    """Every layer and block step of ``scope`` and of the blocks it uses (each block once)."""
     seen = set() if seen is None else seen
     if scope.key in seen:
         return []
@@ -719,5 +160,20 @@ def _all_nodes(scope: Scope, seen: set[str] | None = None) -> list[Node]:
     for n in scope.modules:
         out.append(n)
         if n.block is not None:
-            out.extend(_all_nodes(n.block, seen))
+            out.extend(all_nodes(n.block, seen))
     return out
+
+
+def modules_problem(root: Scope, max_modules: int) -> tuple[str, tuple[Any, ...]] | None:
+    """When ``root`` unrolls to more than ``max_modules`` module instances: the message's
+    start (the caller adds how to raise the limit) and the path of the longest repeat."""
+    n_modules = count_modules(root)
+    if n_modules <= max_modules:
+        return None
+    repeated = [n for n in all_nodes(root) if n.repeat is not None and not n.scan]
+    where = max(repeated, key=lambda n: n.repeat).path if repeated else ()  # type: ignore[arg-type, return-value]
+    return (
+        f"spec unrolls to {n_modules:,} module instances (each layer and block use, times repeat), "
+        f"over the limit of {max_modules:,}; stack long repeats with 'scan: true',",
+        where,
+    )

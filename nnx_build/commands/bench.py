@@ -8,35 +8,33 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SeedOpt, SpecArg, console, pipeline_options
-from .options import MeshOpt
+from .options import (
+    EntryPointsFlag,
+    JsonFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    MeshOpt,
+    PluginOpt,
+    SeedOpt,
+    SpecArg,
+    console,
+    lazy_help_option,
+    pipeline_options,
+)
 
 __all__ = ["bench_cmd"]
 
 BatchOpt = Annotated[int | None, typer.Option("--batch", "-b", min=1, help="Batch size [default: the spec's dims.batch, else 1].")]
 
 
-class _TargetsOption(typer.models.OptionInfo):
-    """``--targets``: its help lists the bench targets (the export table's among them) when shown."""
+def _targets_help() -> str:
+    from ..bench import bench_targets
 
-    @property  # type: ignore[override]
-    def help(self) -> str:
-        from ..bench import bench_targets
-
-        return f"Comma-separated: {', '.join(bench_targets())} [default: all; fast_path always runs]."
-
-    @help.setter
-    def help(self, value: Any) -> None:
-        pass
+    return f"Comma-separated: {', '.join(bench_targets())} [default: all; fast_path always runs]."
 
 
-def _targets_option() -> Any:
-    option = typer.Option("--targets")
-    option.__class__ = _TargetsOption
-    return option
-
-
-TargetsOpt = Annotated[str | None, _targets_option()]
+TargetsOpt = Annotated[str | None, lazy_help_option("--targets", help_text=_targets_help)]
 RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds measured (medians are over rounds).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls per target before measuring.")]
 MaxSecondsOpt = Annotated[float, typer.Option("--max-seconds", help="Stop measuring after this much wall time (at least 3 rounds).")]

@@ -8,34 +8,29 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, console, pipeline_options
-from .options import MeshOpt
+from .options import (
+    EntryPointsFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    MeshOpt,
+    PluginOpt,
+    SpecArg,
+    console,
+    lazy_help_option,
+    pipeline_options,
+)
 
 __all__ = ["export_cmd", "verify_cmd"]
 
 
+def _targets_help() -> str:
+    from ..exporters.targets import TARGETS
 
-class _TargetsOption(typer.models.OptionInfo):
-    """``--to``: its help lists the export targets of the table when the help is shown."""
-
-    @property  # type: ignore[override]
-    def help(self) -> str:
-        from ..exporters.targets import TARGETS
-
-        return f"Targets, comma-separated: {', '.join(TARGETS)}."
-
-    @help.setter
-    def help(self, value: Any) -> None:
-        pass
+    return f"Targets, comma-separated: {', '.join(TARGETS)}."
 
 
-def _targets_option() -> Any:
-    option = typer.Option("--to", show_default="every target")
-    option.__class__ = _TargetsOption
-    return option
-
-
-ToOpt = Annotated[str | None, _targets_option()]
+ToOpt = Annotated[str | None, lazy_help_option("--to", help_text=_targets_help, show_default="every target")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (written beside, renamed when complete).")]
 WeightsOpt = Annotated[
     Path | None,
@@ -76,23 +71,17 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def _print_files(console: Any, result: Any, title: str) -> None:
     from rich.table import Table
 
+    from ..text import human_bytes
+
     table = Table(title=title, title_justify="left", show_footer=True)
     table.add_column("file", footer="total")
-    table.add_column("size", justify="right", footer=_size(sum(f["size"] for f in result.files)))
+    table.add_column("size", justify="right", footer=human_bytes(sum(f["size"] for f in result.files)))
     table.add_column("sha256", style="dim")
     for f in result.files:
-        table.add_row(f["path"], _size(f["size"]), f["sha256"][:16])
+        table.add_row(f["path"], human_bytes(f["size"]), f["sha256"][:16])
     console.print(table)
     ver = result.verification
     if ver.get("status") == "passed":

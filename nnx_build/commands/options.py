@@ -15,6 +15,7 @@ here imports a command or ``cli``. Heavy modules are imported inside functions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "SpecArg",
     "check_seed",
     "console",
+    "lazy_help_option",
     "parse_limits",
     "pipeline_options",
 ]
@@ -147,3 +149,26 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+
+
+class LazyHelpOption(typer.models.OptionInfo):
+    """An option whose help is computed when the help is shown, so ``--help`` lists a table
+    (export targets, bench targets) without importing it before."""
+
+    help_text: Callable[[], str]
+
+    @property
+    def help(self) -> str:
+        return self.help_text()
+
+    @help.setter
+    def help(self, value: Any) -> None:
+        pass
+
+
+def lazy_help_option(*names: str, help_text: Callable[[], str], **kwargs: Any) -> Any:
+    """``typer.Option(*names, **kwargs)`` whose help is ``help_text()``, called when shown."""
+    option = typer.Option(*names, **kwargs)
+    option.__class__ = LazyHelpOption
+    option.help_text = help_text
+    return option

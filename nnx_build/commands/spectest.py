@@ -10,13 +10,12 @@ import typer
 from ..errors import NnxBuildError
 from ..testing.runner import EXIT_NO_TESTS
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, pipeline_options
-from .options import MeshOpt
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, pipeline_options
 from .options import console as _out
 
 
 class SpecTestsFailed(NnxBuildError):
-    """Some spec test failed (exit code 1), bad usage (2), or no case ran (5)."""
+    """Some spec test failed (exit code 1), bad usage or a refused spec (2), or no case ran (5)."""
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
@@ -59,9 +58,10 @@ def test_cmd(
     `path/spec.yaml::case`.
 
     Exit codes: 0 every selected case passed; 1 a case failed, or a spec or one of
-    its cases does not load; 2 bad usage (a missing path, a bad -k expression); 5 no
-    case ran (no spec with tests found, or -k matched nothing), as pytest's "no tests
-    ran".
+    its cases does not load; 2 bad usage (a missing path, a bad -k expression) or a
+    spec refused by a limit or budget (--limit, --max-params, --max-bytes, out of
+    memory), as every command; 5 no case ran (no spec with tests found, or -k matched
+    nothing), as pytest's "no tests ran".
 
     Examples:
 

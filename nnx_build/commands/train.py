@@ -10,8 +10,18 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, JsonFlag, LimitOpt, MaxBytes, MaxParams, PluginOpt, SpecArg, pipeline_options
-from .options import MeshOpt
+from .options import (
+    EntryPointsFlag,
+    JsonFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    MeshOpt,
+    PluginOpt,
+    SpecArg,
+    console,
+    pipeline_options,
+)
 
 __all__ = ["train_cmd"]
 
@@ -19,7 +29,14 @@ DataOpt = Annotated[
     Path, typer.Option("--data", "-d", help="An .npz with one array per spec input and per train target (examples first).")
 ]
 EpochsOpt = Annotated[
-    int | None, typer.Option("--epochs", "-e", min=0, help="Stop after N epochs in total, resumed ones included (0: set up and check the data only) [default: train.epochs].")
+    int | None,
+    typer.Option(
+        "--epochs",
+        "-e",
+        min=0,
+        help="Stop after N epochs in total, resumed ones included (0: set up and check the data only) "
+        "[default: train.epochs].",
+    ),
 ]
 CkptOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Checkpoint directory (orbax): model state, optimizer state, step; one per epoch.")
@@ -107,20 +124,17 @@ def train_cmd(
 
       nnx-build export specs/digits_cnn.yaml --weights ckpt/digits --out build/digits
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..sharding import init_distributed
     from ..training import CheckpointStore, TrainError, prepare
     from ..training.runlog import RunLog
-
-    from ..sharding import init_distributed
 
     init_distributed(coordinator, num_processes, process_id)  # or JAX_COORDINATOR_ADDRESS/... (nnx-build launch)
     options = pipeline_options(
         limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh, weights=weights
     )
-    console = Console(highlight=False, soft_wrap=True)
-    err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    std_console, err_console = console(), console(stderr=True)
     if resume and out is None:
         raise TrainError("--resume needs --out CKPT_DIR (the directory holding the checkpoints)")
     if resume and force:
@@ -144,7 +158,7 @@ def train_cmd(
     total_epochs = trainer.plan.train.epochs if epochs is None else epochs
     n_train, n_eval = len(trainer.data.train_idx), len(trainer.data.eval_idx)
     n_params = sum(int(v.size) for v in trainer.params.values())
-    console.print(
+    std_console.print(
         f"{type(trainer.model).__name__}: training {n_params:,} values of kind {', '.join(trainer.kinds)} "
         f"(wrt {trainer.plan.wrt_description}) on {n_train} examples, "
         f"{n_eval} held out; batch {trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch"
@@ -169,7 +183,7 @@ def train_cmd(
 
     def on_start(t: Any) -> None:
         if t.epoch:
-            console.print(f"resumed from {out} at epoch {t.epoch}, step {t.step}")
+            std_console.print(f"resumed from {out} at epoch {t.epoch}, step {t.step}")
         task["id"] = bar.add_task(f"epoch {t.epoch + 1}/{total_epochs}", total=t.steps_per_epoch, metrics="")
 
     def on_step(i: int, metrics: dict[str, Any]) -> None:
@@ -181,7 +195,7 @@ def train_cmd(
         if r.eval:
             line += f"  |  eval: {_fmt(r.eval)}"
         line += f"  ({r.seconds:.1f}s)"
-        bar.console.print(line) if progress else console.print(line)
+        bar.console.print(line) if progress else std_console.print(line)
         if r.epoch < total_epochs:
             bar.reset(task["id"], description=f"epoch {r.epoch + 1}/{total_epochs}", total=trainer.steps_per_epoch, metrics="")
 
@@ -200,8 +214,8 @@ def train_cmd(
         if store is not None:
             store.close()
     if out is not None:
-        console.print(f"checkpoint: {out} (step {result.step}); export it with: nnx-build export {spec} --weights {out} --out DIR")
+        std_console.print(f"checkpoint: {out} (step {result.step}); export it with: nnx-build export {spec} --weights {out} --out DIR")
     if logdir is not None:
-        console.print(f"curves: tensorboard --logdir {logdir}")
+        std_console.print(f"curves: tensorboard --logdir {logdir}")
     if json_out:
         print(json.dumps(result.to_json()))

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, SpecArg, console, pipeline_options
+from .options import (
+    EntryPointsFlag,
+    LimitOpt,
+    MaxBytes,
+    MaxParams,
+    MeshOpt,
+    PluginOpt,
+    SpecArg,
+    console,
+    pipeline_options,
+)
 
 __all__ = ["weights_cmd"]
 

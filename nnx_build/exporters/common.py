@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..text import first_line
+
 if TYPE_CHECKING:
     from ..fastpath import FastForward, InputInfo
 
@@ -83,8 +85,3 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def first_line(e: BaseException) -> str:
-    text = [line for line in str(e).strip().splitlines() if line.strip()]
-    return text[0] if text else type(e).__name__

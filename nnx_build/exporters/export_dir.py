@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import did_you_mean
+from ..text import human_bytes
 from .errors import ExportError, OutputExistsError, PartialExportError, VerificationError, WeightsError
-from .progress import Stages, size_text
+from .progress import Stages
 from .targets import parse_targets
 
 __all__ = ["PLATFORMS", "ExportResult", "export", "verify_dir"]
@@ -122,7 +123,7 @@ def export(
                     subject = from_spec(model_or_spec, seed, weights, options=options)
                 entries = trace_entries(subject.model, subject.scope)
                 nbytes = entries[0].ff.weight_bytes()
-                info["done"] = f"{_entries_text(len(entries))}, {size_text(nbytes)} of weights"
+                info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
             artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
             if len(failed) == len(targets):
                 raise next(iter(failed.values()))

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..logs import quiet_logger
 from .common import Entry, first_line, symbolic_args
-from .errors import ConversionError
 from .dtypes import ort_feeds, ort_outputs
+from .errors import ConversionError
 from .onnx_fixes import conversion_fixes
 from .target import ExportOptions, Run, Target
 
@@ -36,19 +37,6 @@ def _explain(entry: Entry, e: BaseException) -> str:
         )
     return f"onnx: jax2onnx cannot convert entry '{entry.name}': {first_line(e)}"
 
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Any:
-    """Raises a logger's level to ERROR for the duration of the block."""
-    import logging
-
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def pruned(fn: Any, args: list[Any]) -> Any:
@@ -113,7 +101,7 @@ def _check_runtime(entry: Entry, path: Path) -> None:
         low = _low_precision(path)
         dtype = " and ".join(low) if low else None
         fix = (
-            f"export with a float32 `dtype` in the spec for ONNX, or the other targets only with --to stablehlo,savedmodel"
+            "export with a float32 `dtype` in the spec for ONNX, or the other targets only with --to stablehlo,savedmodel"
             if dtype else "export the other targets with --to stablehlo,savedmodel"
         )
         if (m := _NO_KERNEL.search(text)) is not None:
@@ -142,13 +130,13 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         # best from their own traces. The dead-code-eliminated jaxpr is the fallback for
         # functions carrying unused RNG state that ONNX cannot hold (nnx.RNN in eval mode).
         attempts = [entry.ff.closed]
-        attempts.append(lambda: pruned(entry.ff.closed(), args))
+        attempts.append(lambda entry=entry, args=args: pruned(entry.ff.closed(), args))
         error: BaseException | None = None
         for make in attempts:
             try:
                 fn = make()
                 # conversion_fixes: the converter's faults worked around (see onnx_fixes)
-                with _quiet_logger("onnx_ir"), conversion_fixes():  # onnx_ir: per-value "type is not known" notes
+                with quiet_logger("onnx_ir"), conversion_fixes():  # onnx_ir: per-value "type is not known" notes
                     to_onnx(
                         fn,
                         inputs=args,

@@ -7,16 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["Stages", "size_text"]
-
-
-def size_text(n: float) -> str:
-    """``1536`` -> ``"1.5 KB"``."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+__all__ = ["Stages"]
 
 
 class Stages:

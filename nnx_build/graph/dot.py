@@ -157,7 +157,12 @@ class _Writer:
             total += " (" + ", ".join(f"{k} {v:,}" for k, v in report.params.items()) + ")"
         self.lines += [
             f"digraph {_q(self.program.spec.name)} {{",
-            f"  graph {_attrs(label=f'{self.program.spec.name}: {total}', labelloc='t', fontname=FONT, fontsize=16, rankdir='TB', nodesep=0.3, ranksep=0.4, tooltip=self.program.spec.name)};",
+            "  graph "
+            + _attrs(
+                label=f"{self.program.spec.name}: {total}", labelloc="t", fontname=FONT, fontsize=16,
+                rankdir="TB", nodesep=0.3, ranksep=0.4, tooltip=self.program.spec.name,
+            )
+            + ";",
             f"  node [shape=plain, fontname={_q(FONT)}, fontsize=12];",
             f"  edge [fontname={_q(FONT)}, fontsize=10, color=\"#555555\"];",
         ]
@@ -245,7 +250,7 @@ class _Writer:
                 self._block(node, node_id, prefix, env, sub, per, indent, row, shape)
             else:
                 self._step(node, node_id, env, sub, per, indent, row, shape)
-                for i, out in enumerate(node.outs):
+                for out in node.outs:
                     env[out] = _Source(node_id, out if len(node.outs) > 1 else None)
             if node.attr:
                 attr_ids[node.attr] = node_id
@@ -315,7 +320,12 @@ class _Writer:
         for name in block.main.inputs:
             in_id = f"block-input:{inner_prefix}{name}"
             self.lines.append(
-                f"{inner}{_q(in_id)} {_attrs(id=in_id, shape='ellipse', style='filled', fillcolor=COLORS['input'], label=name, fontsize=10, margin='0.05,0.02', height=0.3, tooltip=f'input {name} of {node.label}')};"
+                f"{inner}{_q(in_id)} "
+                + _attrs(
+                    id=in_id, shape="ellipse", style="filled", fillcolor=COLORS["input"], label=name, fontsize=10,
+                    margin="0.05,0.02", height=0.3, tooltip=f"input {name} of {node.label}",
+                )
+                + ";"
             )
             inner_env[name] = _Source(in_id)
             if name in given and given[name] in env:
@@ -343,7 +353,12 @@ class _Writer:
         cid = f"method:{mname}"
         self.lines.append(f"  subgraph {_q('cluster_' + cid)} {{")
         self.lines.append(
-            f"    graph {_attrs(id=cid, label=f'method {mname}()', labeljust='l', style='dashed,rounded,filled', fillcolor='#fffbe6', color='#b59a00', tooltip=f'method {mname}')};"
+            "    graph "
+            + _attrs(
+                id=cid, label=f"method {mname}()", labeljust="l", style="dashed,rounded,filled",
+                fillcolor="#fffbe6", color="#b59a00", tooltip=f"method {mname}",
+            )
+            + ";"
         )
         for name in mgraph.inputs:
             if name not in env or not env[name].node.startswith("input:"):

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..layer_table import CheckFn, register
 from ..schemas.common import Config
+from ..text import fmt_shape
 
-__all__ = ["as_tuple", "feature_check", "nnx_layer", "op"]
+__all__ = ["as_tuple", "axes_arg", "axis_check", "bad_axes", "feature_check", "nnx_layer", "op"]
 
 
 def nnx_layer(
@@ -51,10 +52,10 @@ def feature_check(field: str, axis: int = -1, what: str = "the last dimension") 
     def check(cfg: Config, x: Any, *rest: Any, **kw: Any) -> str | None:
         want = getattr(cfg, field)
         if not hasattr(x, "shape") or len(x.shape) < (abs(axis) if axis < 0 else axis + 1):
-            return f"expects an input with at least {abs(axis)} dimension(s), received shape {_fmt(getattr(x, 'shape', None))}"
+            return f"expects an input with at least {abs(axis)} dimension(s), received shape {fmt_shape(getattr(x, 'shape', None))}"
         got = x.shape[axis]
         if isinstance(want, int) and isinstance(got, int) and got != want:
-            return f"expects {field}={want} to match {what} of its input, received shape {_fmt(x.shape)} ({field} would be {got}); set {field}: {got}"
+            return f"expects {field}={want} to match {what} of its input, received shape {fmt_shape(x.shape)} ({field} would be {got}); set {field}: {got}"
         return None
 
     return check
@@ -65,7 +66,26 @@ def as_tuple(v: int | list[int] | tuple[int, ...]) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, list | tuple) else (v,)
 
 
-def _fmt(shape: Any) -> str:
-    if shape is None:
-        return "(none)"
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+def axes_arg(axis: int | list[int] | None) -> int | tuple[int, ...] | None:
+    """An ``axis`` field as jnp takes it: a list becomes a tuple."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def bad_axes(axis: int | list[int] | None, ndim: int, shape: Any, extra: int = 0) -> str | None:
+    """A message when an axis is outside ``[-ndim - extra, ndim + extra)``, else None."""
+    if axis is None:
+        return None
+    n = ndim + extra
+    for a in [axis] if isinstance(axis, int) else axis:
+        if not -n <= a < n:
+            return f"has axis {a}, outside the {n} dimension(s) of its input {fmt_shape(shape)}"
+    return None
+
+
+def axis_check(field: str = "axis", extra: int = 0) -> CheckFn:
+    """A check that ``cfg.<field>`` names dimensions of the first input."""
+
+    def check(cfg: Config, x: Any, *rest: Any, **kw: Any) -> str | None:
+        return bad_axes(getattr(cfg, field), len(x.shape), x.shape, extra)
+
+    return check

@@ -9,6 +9,7 @@ from flax import nnx
 from pydantic import Field, model_validator
 
 from ..schemas.common import Config, DType, Init, Precision, to_dtype
+from ..text import fmt_shape
 from ._base import nnx_layer
 
 
@@ -86,7 +87,7 @@ def _build(cfg: MultiHeadAttentionConfig, *, rngs: nnx.Rngs) -> nnx.MultiHeadAtt
 
 
 def _shape(x: Any) -> str:
-    return "(" + ", ".join(str(d) for d in x.shape) + ")"
+    return fmt_shape(x.shape)
 
 
 def _check(cfg: MultiHeadAttentionConfig, *args: Any, **kw: Any) -> str | None:

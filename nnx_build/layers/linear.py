@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..layer_table import Problem
 from ..schemas.common import Config, DType, Init, Padding, Precision
+from ..text import fmt_shape
 from ._base import as_tuple, feature_check, nnx_layer
 
 
@@ -169,15 +170,11 @@ def _conv_check(cfg: Any, x: Any, *rest: Any, **kw: Any) -> str | None:
         fix = "[" + ", ".join([str(cfg.kernel_size)] * spatial) + "]"
         return Problem(
             f"has an integer kernel_size {cfg.kernel_size} on an input with {spatial} spatial dims "
-            f"{_fmt(x.shape)}, which NNX reads as a 1-D window (a convolution over the last spatial dim only); "
+            f"{fmt_shape(x.shape)}, which NNX reads as a 1-D window (a convolution over the last spatial dim only); "
             f"write kernel_size: {fix}",
             field="kernel_size",
         )
     return None
-
-
-def _fmt(shape: Any) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 nnx_layer(ConvConfig, nnx.Conv, check=_conv_check)

@@ -13,13 +13,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ..schemas.common import Config, DType, to_dtype
+from ..text import fmt_shape
 from ._base import op
 
 __all__ = ["AttentionMaskConfig", "CausalMaskConfig", "CombineMasksConfig", "KeyPaddingMaskConfig"]
-
-
-def _fmt(shape: Any) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 class CausalMaskConfig(Config):
@@ -38,7 +35,7 @@ class CausalMaskConfig(Config):
 def _check_causal(cfg: CausalMaskConfig, x: Any) -> str | None:
     n = len(x.shape)
     if not -n <= cfg.axis < n:
-        return f"has axis {cfg.axis}, outside the {n} dimension(s) of its input {_fmt(x.shape)}"
+        return f"has axis {cfg.axis}, outside the {n} dimension(s) of its input {fmt_shape(x.shape)}"
     return None
 
 
@@ -72,7 +69,7 @@ def _check_attention_mask(cfg: AttentionMaskConfig, *xs: Any, **kw: Any) -> str 
         return f"takes a query input and optionally a key input, received {n} inputs"
     shapes = [x.shape for x in (*xs, *kw.values())]
     if len(shapes) == 2 and len(shapes[0]) != len(shapes[1]):
-        return f"needs query and key inputs of equal rank, received {_fmt(shapes[0])} and {_fmt(shapes[1])}"
+        return f"needs query and key inputs of equal rank, received {fmt_shape(shapes[0])} and {fmt_shape(shapes[1])}"
     return None
 
 
@@ -103,7 +100,7 @@ class KeyPaddingMaskConfig(Config):
 
 def _check_key_padding(cfg: KeyPaddingMaskConfig, x: Any) -> str | None:
     if len(x.shape) != 2:
-        return f"needs a (batch, kv_len) padding mask, received shape {_fmt(x.shape)}"
+        return f"needs a (batch, kv_len) padding mask, received shape {fmt_shape(x.shape)}"
     return None
 
 
@@ -123,7 +120,7 @@ class CombineMasksConfig(Config):
 def _check_combine(cfg: CombineMasksConfig, *xs: Any) -> str | None:
     ranks = {len(x.shape) for x in xs}
     if len(ranks) > 1:
-        return f"needs masks of equal rank, received {', '.join(_fmt(x.shape) for x in xs)}"
+        return f"needs masks of equal rank, received {', '.join(fmt_shape(x.shape) for x in xs)}"
     return None
 
 

@@ -12,6 +12,7 @@ from flax import nnx
 from pydantic import AfterValidator, Field
 
 from ..schemas.common import Config, Convert
+from ..text import fmt_shape
 from ._base import op
 
 __all__ = ["AvgPoolConfig", "GlobalAvgPoolConfig", "GlobalMaxPoolConfig", "MaxPoolConfig", "MinPoolConfig"]
@@ -37,10 +38,6 @@ PoolPadding = Annotated[
     Convert(_to_pool_padding),
     Field(description="'VALID', 'SAME', or one [low, high] pair per spatial dim"),
 ]
-
-
-def _fmt(shape: Any) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 class MaxPoolConfig(Config):
@@ -80,7 +77,7 @@ def _check_pool(cfg: MaxPoolConfig, x: Any) -> str | None:
     if len(shape) < nw + 2:
         return (
             f"has a {nw}-d window_shape {cfg.window_shape}, which needs an input (batch, {nw} spatial dim(s), features); "
-            f"received {_fmt(shape)}"
+            f"received {fmt_shape(shape)}"
         )
     for field in ("strides",):
         v = getattr(cfg, field)
@@ -95,7 +92,7 @@ def _check_pool(cfg: MaxPoolConfig, x: Any) -> str | None:
     if cfg.padding != "SAME":
         for i, (n, w, (lo, hi)) in enumerate(zip(spatial, cfg.window_shape, pads, strict=True)):
             if isinstance(n, int) and n + lo + hi < w:
-                return f"has window {w} larger than spatial dim {i} of size {n} (plus padding) of its input {_fmt(shape)}"
+                return f"has window {w} larger than spatial dim {i} of size {n} (plus padding) of its input {fmt_shape(shape)}"
     return None
 
 
@@ -134,7 +131,7 @@ class GlobalMaxPoolConfig(Config):
 
 def _check_global(cfg: Config, x: Any) -> str | None:
     if len(x.shape) < 3:
-        return f"needs an input (batch, *spatial, features) with at least one spatial dim, received {_fmt(x.shape)}"
+        return f"needs an input (batch, *spatial, features) with at least one spatial dim, received {fmt_shape(x.shape)}"
     return None
 
 

@@ -13,6 +13,7 @@ from flax import nnx
 from pydantic import Field
 
 from ..schemas.common import Activation, Config, DType, Init
+from ..text import fmt_shape
 from ._base import nnx_layer
 
 
@@ -96,7 +97,7 @@ CellConfig = Annotated[
 
 
 def _shape(x: Any) -> str:
-    return "(" + ", ".join(str(d) for d in x.shape) + ")"
+    return fmt_shape(x.shape)
 
 
 def _features(x: Any, want: int, what: str) -> str | None:

@@ -3,7 +3,7 @@
 A spec has inputs, a list of steps (``layers``), outputs, and optionally args, blocks,
 methods, declared variables and kinds. Step fields that belong to a layer or op are
 validated against that layer's own model once expressions are evaluated (see
-:mod:`nnx_build.builder.program`); here a step is its common fields plus extras.
+:mod:`nnx_build.builder.compiler`); here a step is its common fields plus extras.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: a logical or mesh axis name
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*(\.[A-Za-z0-9][A-Za-z0-9_]*)*$")
 

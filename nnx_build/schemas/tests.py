@@ -29,19 +29,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from ..expr import ExprError, substitute
+from ..training.objectives import LOSSES, names_and_aliases
 from .common import DTypeName
+from .train import choice, enum_of
 
-__all__ = ["ArrayInput", "Export", "Golden", "OutputExpect", "TestCase", "TestCases", "TrainStep", "parse_case"]
+__all__ = [
+    "ArrayInput",
+    "Export",
+    "ExportTarget",
+    "Golden",
+    "OutputExpect",
+    "TestCase",
+    "TestCases",
+    "TrainStep",
+    "parse_case",
+]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 CaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=128)]
 
 #: the checks a case may make; a case must make at least one (or give inputs: a smoke run)
 CHECKS = ("params", "outputs", "deterministic", "golden", "train_step", "export")
-EXPORT_TARGETS = ("stablehlo", "savedmodel", "onnx")
+
+
+def _losses() -> list[str]:
+    # the losses of train_step: every loss of the training table (read when used), and its aliases
+    return names_and_aliases(LOSSES)
+
+
+def _export_targets() -> list[str]:
+    # the exporters' table, read when used (it imports no JAX): a plugin's target counts too
+    from ..exporters.targets import TARGETS
+
+    return list(TARGETS)
+
+
+ExportTarget = Annotated[str, choice("export target", _export_targets), enum_of(_export_targets)]
 
 
 class _Model(BaseModel):
@@ -90,12 +124,15 @@ class Golden(_Model):
 class TrainStep(_Model):
     """One optimiser step on random inputs and targets must lower the loss on the same batch.
 
-    ``cross_entropy`` takes integer labels drawn over the last output axis; ``mse``
-    takes normal targets of the output's shape. Dropout is switched off during the
-    check (BatchNorm still uses batch statistics), so the two losses are comparable.
+    ``loss`` is any loss of the ``train:`` section (or an alias: ``mse``,
+    ``cross_entropy``), with the same function as ``nnx-build train``. A loss on integer
+    labels (``softmax_cross_entropy_with_integer_labels``) gets labels drawn over the
+    last output axis; the others get normal targets of the output's shape. Dropout is
+    switched off during the check (BatchNorm still uses batch statistics), so the two
+    losses are comparable.
     """
 
-    loss: Literal["mse", "cross_entropy"] = "mse"
+    loss: Annotated[str, choice("loss", _losses), enum_of(_losses)] = "mse"
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=1e-2, gt=0)
     steps: int = Field(default=1, ge=1, le=100)
@@ -105,7 +142,7 @@ class TrainStep(_Model):
 class Export(_Model):
     """Export to each target, reload the artifacts in a fresh process, run them and compare with JAX."""
 
-    targets: list[Literal["stablehlo", "savedmodel", "onnx"]] = Field(min_length=1)
+    targets: list[ExportTarget] = Field(min_length=1, description="export targets of nnx-build export --to")
     tolerance: float | None = Field(default=None, ge=0, description="abs and rel tolerance (default the exporter's: 1e-5 for float32)")
 
 

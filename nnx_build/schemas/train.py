@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -37,9 +38,7 @@ from .common import DTypeName
 __all__ = [
     "CLIPS",
     "ClipSpec",
-    "LOSS_NAMES",
     "LossSpec",
-    "METRIC_NAMES",
     "MetricSpec",
     "OPTIMIZERS",
     "OptimizerSpec",
@@ -48,6 +47,8 @@ __all__ = [
     "TargetSpec",
     "TrainSpec",
     "WrtSpec",
+    "choice",
+    "enum_of",
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
@@ -67,20 +68,33 @@ SCHEDULES = (
 )
 #: optax gradient transformations applied before the optimizer
 CLIPS = ("clip", "clip_by_global_norm", "clip_by_block_rms", "adaptive_grad_clip")
-#: loss and metric names come from the tables of nnx_build.training.objectives (no JAX import)
-LOSS_NAMES = tuple(LOSSES)
-METRIC_NAMES = tuple(METRICS)
+#: loss and metric names come from the tables of nnx_build.training.objectives (no JAX
+#: import), read when a value is checked or the schema written: a loss added to the table
+#: (or by a plugin) is accepted everywhere
 
 
-def _choice(kind: str, names: Any) -> Any:
+def choice(kind: str, names: Collection[str] | Callable[[], Collection[str]]) -> Any:
+    """A validator accepting the strings of ``names`` (a collection, or a function giving
+    one; read when a value is checked), with a did-you-mean."""
+
     def check(value: str) -> str:
         from ..errors import did_you_mean
 
-        if value not in names:
-            raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, names)}; expected one of {', '.join(names)}")
+        known = list(names() if callable(names) else names)
+        if value not in known:
+            raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, known)}; expected one of {', '.join(known)}")
         return value
 
     return AfterValidator(check)
+
+
+def enum_of(names: Collection[str] | Callable[[], Collection[str]]) -> Any:
+    """A ``Field`` whose JSON Schema ``enum`` is ``names``, read when the schema is written."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = list(names() if callable(names) else names)
+
+    return Field(json_schema_extra=extra)
 
 
 class _Named(BaseModel):
@@ -104,7 +118,7 @@ class ScheduleSpec(_Named):
     Arguments may use ``${total_steps}``, ``${steps_per_epoch}``, ``${epochs}`` and the spec's args.
     """
 
-    type: Annotated[str, _choice("schedule", SCHEDULES), Field(json_schema_extra={"enum": list(SCHEDULES)})]
+    type: Annotated[str, choice("schedule", SCHEDULES), Field(json_schema_extra={"enum": list(SCHEDULES)})]
 
 
 class OptimizerSpec(_Named):
@@ -113,14 +127,14 @@ class OptimizerSpec(_Named):
     ``learning_rate`` is a number or a schedule.
     """
 
-    type: Annotated[str, _choice("optimizer", OPTIMIZERS), Field(json_schema_extra={"enum": list(OPTIMIZERS)})]
+    type: Annotated[str, choice("optimizer", OPTIMIZERS), Field(json_schema_extra={"enum": list(OPTIMIZERS)})]
     learning_rate: float | str | ScheduleSpec | None = Field(default=None, description="a number or a schedule")
 
 
 class ClipSpec(_Named):
     """Gradient clipping applied before the optimizer: ``1.0`` is ``{type: clip_by_global_norm, max_norm: 1.0}``."""
 
-    type: Annotated[str, _choice("gradient clipping", CLIPS), Field(json_schema_extra={"enum": list(CLIPS)})]
+    type: Annotated[str, choice("gradient clipping", CLIPS), Field(json_schema_extra={"enum": list(CLIPS)})]
 
     @model_validator(mode="before")
     @classmethod
@@ -136,7 +150,7 @@ class LossSpec(_Named):
     ``output`` defaults to the model's only (or first) output, ``target`` to the only target.
     """
 
-    type: Annotated[str, _choice("loss", LOSS_NAMES), Field(json_schema_extra={"enum": list(LOSS_NAMES)})]
+    type: Annotated[str, choice("loss", LOSSES), enum_of(LOSSES)]
     output: Name | None = Field(default=None, description="a model output; default the first")
     target: Name | None = Field(default=None, description="a target array; default the only one")
     weight: float = Field(default=1.0, description="factor of this term in the total loss")
@@ -145,7 +159,7 @@ class LossSpec(_Named):
 class MetricSpec(_Named):
     """A metric computed on each batch and on the held-out split: ``accuracy`` or ``{type: top_k_accuracy, k: 5}``."""
 
-    type: Annotated[str, _choice("metric", METRIC_NAMES), Field(json_schema_extra={"enum": list(METRIC_NAMES)})]
+    type: Annotated[str, choice("metric", METRICS), enum_of(METRICS)]
     output: Name | None = None
     target: Name | None = None
     name: Name | None = Field(default=None, description="key in the reported metrics; default the type")

@@ -10,10 +10,10 @@
   collecting spec files as items ``path/spec.yaml::case``.
 """
 
+from .cases import spec_cases, validate_tests
 from .discovery import discover, display_path, keyword_matcher, looks_like_spec_with_tests
 from .results import CaseResult, Failure, SpecCase, SpecTestFailure
 from .runner import Summary, run
-from .cases import spec_cases, validate_tests
 from .session import SpecSession, load_session
 
 __all__ = [

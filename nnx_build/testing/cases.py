@@ -117,10 +117,22 @@ def _static_problems(program: Any, sc: SpecCase, spec_dir: Path | None, locate: 
     specs = dict(graph.input_specs)
     for name, given in c.inputs.items():
         if name not in graph.inputs:
-            err("unknown-name", f"input '{name}' is not an input of the model{did_you_mean(name, graph.inputs)}; its inputs: {', '.join(graph.inputs)}", "inputs", name)
+            err(
+                "unknown-name",
+                f"input '{name}' is not an input of the model{did_you_mean(name, graph.inputs)}; "
+                f"its inputs: {', '.join(graph.inputs)}",
+                "inputs",
+                name,
+            )
         elif name in specs and len(given.shape) != len(specs[name].shape):
             declared = list(specs[name].shape)
-            err("bad-shape", f"input '{name}' is declared with {len(declared)} dims {declared}, the case gives {len(given.shape)}: {given.shape}", "inputs", name)
+            err(
+                "bad-shape",
+                f"input '{name}' is declared with {len(declared)} dims {declared}, "
+                f"the case gives {len(given.shape)}: {given.shape}",
+                "inputs",
+                name,
+            )
     outputs = list(graph.outputs)
     for name in c.outputs or {}:
         if name not in outputs:
@@ -148,7 +160,7 @@ def validate_tests(spec: Any, program: Any = None) -> list[SpecError]:
     errors = [p for sc in cases for p in sc.problems]
     if program is None:
         try:
-            from ..builder.program import compile_spec
+            from ..builder.compiler import compile_spec
             from ..spec_io import spec_locator
 
             program = compile_spec(spec, spec_locator(spec))

@@ -3,23 +3,24 @@
 A case runs its checks in order (params, forward, outputs, finite, deterministic,
 golden, train_step, export); every check that fails adds a located :class:`Failure`.
 A check whose failure makes later ones meaningless ends the case early. The
-one-train-step check is its own function, :func:`check_train_step`.
+one-train-step check is :func:`~nnx_build.testing.train_step.check_train_step`; the arrays a
+case draws, stores and compares are :mod:`~nnx_build.testing.arrays`.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location, NnxBuildError
+from ..errors import LIMIT_CODES, Location, NnxBuildError, limit_code
+from ..text import first_line, fmt_shape
+from .arrays import compare, random_array, storable, write_npz
 from .discovery import display_path
 from .results import CaseResult, Failure, SpecCase
+from .train_step import check_train_step
 
-__all__ = ["check_train_step", "run_case"]
+__all__ = ["CaseRun", "run_case"]
 
 
 class _Stop(Exception):
@@ -33,22 +34,25 @@ def run_case(session: Any, sc: SpecCase, *, update_goldens: bool = False) -> Cas
     """
     t0 = time.perf_counter()
     if sc.case is None:
-        failures = [Failure("spec", p.loc, [f"error[{p.code}]: {p.message}"]) for p in sc.problems]
+        failures = [
+            Failure("spec", p.loc, [f"error[{p.code}]: {p.message}"], limit=p.code if p.code in LIMIT_CODES else None)
+            for p in sc.problems
+        ]
         failures = failures or [Failure("spec", sc.loc, ["the case does not validate"])]
         return CaseResult(sc, "error", [], failures, [], time.perf_counter() - t0)
     assert session is not None, "a valid case runs in the session of its spec"
-    run = _CaseRun(session, sc, update_goldens)
+    run = CaseRun(session, sc, update_goldens)
     try:
         run.all()
     except _Stop:
         pass
-    except NnxBuildError as e:  # spec errors: compile or abstract check
-        run.fail("spec", str(e).splitlines() or [type(e).__name__], at=())
+    except NnxBuildError as e:  # spec errors: compile or abstract check, a limit, out of memory
+        run.fail("spec", str(e).splitlines() or [type(e).__name__], at=(), limit=limit_code(e))
     except Exception as e:  # noqa: BLE001  (an unexpected error still names the case; the traceback's end helps)
         import traceback
 
         tail = traceback.format_exception(e)[-4:-1]
-        lines = [f"{type(e).__name__}: {_first_line(e)}", *(x.rstrip() for t in tail for x in t.splitlines())]
+        lines = [first_line(e, with_type=True), *(x.rstrip() for t in tail for x in t.splitlines())]
         run.fail("error", lines, at=())
     return CaseResult(
         sc,
@@ -70,7 +74,7 @@ def _is_float(arr: Any) -> bool:
     return np.issubdtype(np.dtype(arr.dtype), np.floating) or str(arr.dtype) == "bfloat16"
 
 
-class _CaseRun:
+class CaseRun:
     """The checks of one case, in order; failures are collected, not raised."""
 
     def __init__(self, session: Any, sc: SpecCase, update_goldens: bool):
@@ -88,11 +92,18 @@ class _CaseRun:
     def loc(self, *keys: Any) -> Location:
         return self.s.locate("tests", self.sc.index, *keys)
 
-    def fail(self, check: str, lines: list[str] | str, at: tuple[Any, ...] | None = None, stop: bool = False) -> None:
+    def fail(
+        self,
+        check: str,
+        lines: list[str] | str,
+        at: tuple[Any, ...] | None = None,
+        stop: bool = False,
+        limit: str | None = None,
+    ) -> None:
         if isinstance(lines, str):
             lines = [lines]
         loc = self.sc.loc if at == () else self.loc(*(at if at is not None else (check,)))
-        self.failures.append(Failure(check, loc, lines))
+        self.failures.append(Failure(check, loc, lines, limit))
         if stop:
             raise _Stop
 
@@ -221,7 +232,7 @@ class _CaseRun:
                 dtype, low, high = spec.dtype, None, None
             else:
                 self.fail("inputs", f"input '{name}' has no declared shape; give one under inputs:", at=("inputs",), stop=True)
-            out[name] = _random(rng, shape, dtype, low, high)
+            out[name] = random_array(rng, shape, dtype, low, high)
         return {k: jnp.asarray(v) for k, v in out.items()}
 
     def forward(self, model: Any, graph: Any, inputs: dict[str, Any], check: str = "forward") -> dict[str, Any]:
@@ -236,7 +247,7 @@ class _CaseRun:
             out = self.s.jitted(self.case.method)(model, inputs)
         except Exception as e:  # noqa: BLE001  (reported as the check's failure)
             shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in inputs.items())
-            self.fail(check, [f"the forward pass raised {type(e).__name__}: {_first_line(e)}", f"inputs: {shapes}"], at=(), stop=True)
+            self.fail(check, [f"the forward pass raised {first_line(e, with_type=True)}", f"inputs: {shapes}"], at=(), stop=True)
         finally:
             model.train()
         outs = out if isinstance(out, tuple) and len(graph.outputs) > 1 else (out,)
@@ -258,7 +269,11 @@ class _CaseRun:
             if exp.shape is not None:
                 want = tuple(exp.shape)
                 if len(want) != len(got_shape) or any(w is not None and w != g for w, g in zip(want, got_shape, strict=False)):
-                    self.fail("outputs", f"output '{name}' has shape {_shape(got_shape)}, expected {_shape(want)}", at=(*at, "shape") if self._has(*at, "shape") else at)
+                    self.fail(
+                        "outputs",
+                        f"output '{name}' has shape {fmt_shape(got_shape)}, expected {fmt_shape(want)}",
+                        at=(*at, "shape") if self._has(*at, "shape") else at,
+                    )
             if exp.dtype is not None and str(value.dtype) != exp.dtype:
                 self.fail("outputs", f"output '{name}' has dtype {value.dtype}, expected {exp.dtype}", at=(*at, "dtype") if self._has(*at, "dtype") else at)
 
@@ -313,11 +328,11 @@ class _CaseRun:
         assert g is not None
         path = self.resolve(g.file)
         if self.update_goldens:
-            _write_npz(
+            write_npz(
                 path,
                 {
-                    **{f"inputs/{k}": _storable(v) for k, v in inputs.items()},
-                    **{f"outputs/{k}": _storable(v) for k, v in outputs.items() if hasattr(v, "shape")},
+                    **{f"inputs/{k}": storable(v) for k, v in inputs.items()},
+                    **{f"outputs/{k}": storable(v) for k, v in outputs.items() if hasattr(v, "shape")},
                 },
             )
             self.notes.append(f"wrote {display_path(path)}")
@@ -332,11 +347,11 @@ class _CaseRun:
             if name not in outputs:
                 lines.append(f"output '{name}' is in the golden file but the model has no such output ({', '.join(outputs)})")
                 continue
-            got = np.asarray(_storable(outputs[name]))
+            got = np.asarray(storable(outputs[name]))
             if got.shape != expected.shape:
-                lines.append(f"output '{name}' has shape {_shape(got.shape)}, the golden {_shape(expected.shape)}")
+                lines.append(f"output '{name}' has shape {fmt_shape(got.shape)}, the golden {fmt_shape(expected.shape)}")
                 continue
-            lines += _compare(name, got, expected, g.rtol, g.atol)
+            lines += compare(name, got, expected, g.rtol, g.atol)
         missing = [n for n in outputs if n not in want]
         if missing:
             lines.append(f"the golden file has no output(s) {', '.join(missing)}; rewrite it with --update-goldens")
@@ -362,153 +377,10 @@ class _CaseRun:
                 self.fail("export", [f"export to {', '.join(ex.targets)} failed", *str(e).splitlines()])
                 return
             except Exception as e:  # noqa: BLE001  (a missing optional dependency, a converter bug)
-                self.fail("export", f"export to {', '.join(ex.targets)} raised {type(e).__name__}: {_first_line(e)}")
+                self.fail("export", f"export to {', '.join(ex.targets)} raised {first_line(e, with_type=True)}")
                 return
         status = getattr(result, "verification", {}).get("status", "unknown")
         if status != "passed":
             self.fail("export", f"verification of the export to {', '.join(ex.targets)}: {status}")
         else:
             self.notes.append(f"exported to {', '.join(ex.targets)}, verified")
-
-
-
-# ---- one training step ----------------------------------------------------------------------
-
-
-def check_train_step(run: _CaseRun, graph: Any, inputs: dict[str, Any]) -> None:
-    """``train_step:``: a few optimiser steps on random targets lower the loss on the same batch.
-
-    Dropout is switched off (BatchNorm keeps batch statistics) so the losses compare.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from flax import nnx
-
-    from ..training import LOSSES, make_train_step
-    from ..training.objectives import lookup
-    from ..training.registry import optax_fn
-
-    ts = run.case.train_step
-    assert ts is not None
-    model = nnx.clone(run.s.model(run.seed))
-    model.train()
-    model.set_attributes(deterministic=True, raise_if_not_found=False)  # dropout off: comparable losses
-    names = list(graph.outputs)
-    which = ts.output or names[0]
-    if which not in names:
-        run.fail("train_step", f"no output '{which}'; the outputs are: {', '.join(names)}", at=("train_step", "output"))
-        return
-    pick = names.index(which)
-    method = run.case.method
-
-    def forward(m: Any, inputs: dict[str, Any]) -> Any:
-        fn = m if method is None else getattr(m, method)
-        out = fn(**inputs)
-        return out[pick] if isinstance(out, tuple) and len(names) > 1 else out
-
-    probe = jax.eval_shape(lambda: forward(nnx.clone(model), inputs))
-    rng = np.random.default_rng(run.case.data_seed + 1)
-    loss = lookup(LOSSES, ts.loss)  # the loss table `train` uses ("mse", "cross_entropy" are aliases)
-    if loss.target == "labels":
-        target = jnp.asarray(rng.integers(0, probe.shape[-1], size=probe.shape[:-1]), jnp.int32)
-    else:
-        target = jnp.asarray(rng.standard_normal(probe.shape), jnp.float32)
-    step = make_train_step(
-        model,
-        lambda m, b: {"loss": loss.fn(forward(m, b["inputs"]).astype(jnp.float32), b["target"])},
-        optax_fn("optimizer", ts.optimizer)(learning_rate=ts.learning_rate),
-    )
-    state, data, losses = step.init(), {"inputs": inputs, "target": target}, []
-    try:
-        # steps + 1 calls: the last returns the loss after `steps` updates (its own update is not looked at)
-        for _ in range(ts.steps + 1):
-            state, values = step(state, data)
-            losses.append(values["loss"])
-    except Exception as e:  # noqa: BLE001
-        run.fail("train_step", f"the training step raised {type(e).__name__}: {_first_line(e)}")
-        return
-    before, after = losses[0], losses[-1]
-    before, after = float(before), float(after)
-    steps = f"{ts.steps} {ts.optimizer} step{'s' if ts.steps != 1 else ''} at learning rate {ts.learning_rate:g}"
-    if not (np.isfinite(before) and np.isfinite(after)):
-        run.fail("train_step", f"the {ts.loss} loss is not finite: {before} before, {after} after {steps}")
-    elif not after < before:
-        run.fail("train_step", f"the {ts.loss} loss did not go down: {before:.6g} before, {after:.6g} after {steps}")
-    else:
-        run.notes.append(f"{ts.loss} loss {before:.4g} -> {after:.4g}")
-
-
-
-# ---- small helpers ------------------------------------------------------------------------
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def _shape(shape: Iterable[Any]) -> str:
-    return "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
-
-
-def _random(rng: Any, shape: tuple[int, ...], dtype: str, low: float | None, high: float | None) -> Any:
-    import jax.numpy as jnp
-    import numpy as np
-
-    dt = jnp.dtype(dtype)
-    if dt == np.bool_:
-        return rng.random(shape) < 0.5
-    if np.issubdtype(dt, np.integer):
-        lo = 0 if low is None else int(low)
-        hi = 16 if high is None else int(high)
-        return rng.integers(lo, hi, size=shape).astype(dt)
-    if low is not None or high is not None:
-        return rng.uniform(0.0 if low is None else low, 1.0 if high is None else high, size=shape).astype(dt)
-    return rng.standard_normal(shape).astype(dt)
-
-
-def _storable(value: Any) -> Any:
-    import numpy as np
-
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biufc":  # bfloat16 and other extension types: store as float32
-        arr = arr.astype(np.float32)
-    return arr
-
-
-def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-
-
-def _compare(name: str, got: Any, want: Any, rtol: float, atol: float) -> list[str]:
-    import numpy as np
-
-    if got.dtype.kind not in "fc" or want.dtype.kind not in "fc":
-        if np.array_equal(got, want):
-            return []
-        bad = np.argwhere(got != want)
-        idx = tuple(int(i) for i in bad[0])
-        return [f"output '{name}': {len(bad)} of {got.size} elements differ; first at {idx}: got {got[idx]}, golden {want[idx]}"]
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
-    close = np.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
-    if close.all():
-        return []
-    diff = np.abs(g - w)
-    diff[close] = 0
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.ndim else ()
-    n_bad = int((~close).sum())
-    return [
-        f"output '{name}': {n_bad} of {got.size} elements differ; largest at {idx}: "
-        f"got {g[idx]:.7g}, golden {w[idx]:.7g} (abs diff {diff[idx]:.3g})"
-    ]
-
-

@@ -25,6 +25,8 @@ class Failure:
     check: str
     loc: Location
     lines: list[str]
+    #: a :data:`~nnx_build.errors.LIMIT_CODES` code when a limit or budget refused the spec
+    limit: str | None = None
 
     def render(self) -> str:
         head, *rest = self.lines or [""]

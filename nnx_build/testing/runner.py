@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .discovery import keyword_matcher
 from .checks import run_case
+from .discovery import keyword_matcher
 from .results import LOAD, CaseResult, SpecCase
 from .session import load_session
 
@@ -29,7 +29,8 @@ __all__ = ["EXIT_FAILED", "EXIT_NO_TESTS", "EXIT_OK", "EXIT_USAGE", "Summary", "
 EXIT_OK = 0
 #: a case failed, or a spec or one of its cases does not load
 EXIT_FAILED = 1
-#: bad usage: a missing path, a bad -k expression
+#: bad usage (a missing path, a bad -k expression), or a spec refused by a limit or budget
+#: (``--limit``, ``--max-params``, ``--max-bytes``, out of memory), as every command exits
 EXIT_USAGE = 2
 #: no case ran: no spec with tests found, or -k matched nothing (pytest's "no tests ran")
 EXIT_NO_TESTS = 5
@@ -61,7 +62,14 @@ class Summary:
         return [r for r in self.results if r.status != "passed"]
 
     @property
+    def refused(self) -> list[CaseResult]:
+        """The cases a limit or budget refused to build (see :data:`nnx_build.errors.LIMIT_CODES`)."""
+        return [r for r in self.results if any(f.limit for f in r.failures)]
+
+    @property
     def exit_code(self) -> int:
+        if self.refused:
+            return EXIT_USAGE
         if self.failed:
             return EXIT_FAILED
         return EXIT_OK if self.selected else EXIT_NO_TESTS

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, SpecError
+from ..text import first_line
 from .cases import locator, spec_cases
 from .checks import run_case
 from .discovery import display_path
@@ -32,8 +33,7 @@ def load_session(path: str | os.PathLike[str], options: Any = None) -> tuple[Spe
     except SpecErrors as e:
         problems = list(e.errors)
     except Exception as e:  # noqa: BLE001  (unreadable file, unexpected loader error: still one located failure)
-        text = str(e).strip().splitlines()
-        problems = [SpecError("bad-value", f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": "), Location(display_path(path)))]
+        problems = [SpecError("bad-value", first_line(e, with_type=True), Location(display_path(path)))]
     return None, [SpecCase(path, 0, None, Location(display_path(path)), label=LOAD, problems=problems)]
 
 

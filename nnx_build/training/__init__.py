@@ -50,14 +50,28 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-if TYPE_CHECKING:
-    from .checkpoint import CheckpointError, CheckpointStore, read_model_weights
-    from .data import DataError, Dataset, load_data
-    from .loop import EpochResult, FitResult, Trainer, TrainError
-    from .objectives import LOSSES, METRICS, Objective
-    from .plan import Plan, check_train, make_plan, validate_train
-    from .registry import TrainSetupError
-    from .step import TrainState, TrainStep, make_train_step
+if TYPE_CHECKING:  # the names __getattr__ loads, for type checkers (re-exported: `x as x`)
+    from .checkpoint import CheckpointError as CheckpointError
+    from .checkpoint import CheckpointStore as CheckpointStore
+    from .checkpoint import read_model_weights as read_model_weights
+    from .data import DataError as DataError
+    from .data import Dataset as Dataset
+    from .data import load_data as load_data
+    from .loop import EpochResult as EpochResult
+    from .loop import FitResult as FitResult
+    from .loop import Trainer as Trainer
+    from .loop import TrainError as TrainError
+    from .objectives import LOSSES as LOSSES
+    from .objectives import METRICS as METRICS
+    from .objectives import Objective as Objective
+    from .plan import Plan as Plan
+    from .plan import check_train as check_train
+    from .plan import make_plan as make_plan
+    from .plan import validate_train as validate_train
+    from .registry import TrainSetupError as TrainSetupError
+    from .step import TrainState as TrainState
+    from .step import TrainStep as TrainStep
+    from .step import make_train_step as make_train_step
 
 
 def prepare(

@@ -22,16 +22,15 @@ flat ``{"linear/kernel": array}`` dict the exporters' weights loader uses.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import NnxBuildError
+from ..logs import quiet_logger
+from ..text import first_line
 
 __all__ = ["CheckpointError", "CheckpointStore", "flat_to_nested", "nested_to_flat", "read_model_weights"]
 
@@ -70,17 +69,6 @@ def _ocp() -> Any:
     return ocp
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Orbax's absl log lines (``WARNING:absl:Metadata file does not exist``) stay off the terminal."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
 
 def _abstract(tree: Any) -> Any:
     """Restore targets; a ``jax.Array`` keeps its sharding, so a checkpoint written on one mesh
@@ -102,7 +90,7 @@ class CheckpointStore:
         ocp = _ocp()
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
-        with _quiet():
+        with quiet_logger("absl"):  # orbax logs "Metadata file does not exist" through absl
             self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def __enter__(self) -> CheckpointStore:
@@ -112,11 +100,11 @@ class CheckpointStore:
         self.close()
 
     def close(self) -> None:
-        with _quiet():
+        with quiet_logger("absl"):
             self.manager.close()
 
     def latest_step(self) -> int | None:
-        with _quiet():
+        with quiet_logger("absl"):
             return self.manager.latest_step()
 
     def save(self, step: int, model: dict[str, Any], opt_leaves: list[Any], meta: dict[str, Any]) -> None:
@@ -127,7 +115,7 @@ class CheckpointStore:
             opt_state=ocp.args.StandardSave({str(i): leaf for i, leaf in enumerate(opt_leaves)}),
             meta=ocp.args.JsonSave(meta),
         )
-        with _quiet():
+        with quiet_logger("absl"):
             self.manager.save(step, args=args, force=True)
             self.manager.wait_until_finished()
 
@@ -138,11 +126,11 @@ class CheckpointStore:
         if step is None:
             raise CheckpointError(f"{self.directory} holds no checkpoint to resume from; train without --resume to start a run there")
         try:
-            with _quiet():
+            with quiet_logger("absl"):
                 out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{self.directory}: step {step} is not an nnx-build training checkpoint "
-                                  f"({_first_line(e).strip(repr(chr(39)))})") from e
+                                  f"({first_line(e).strip(repr(chr(39)))})") from e
         return dict(out["meta"])
 
     def restore(self, step: int | None, model_like: dict[str, Any], opt_like: list[Any]) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
@@ -151,7 +139,7 @@ class CheckpointStore:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"{self.directory} holds no checkpoint to resume from")
-        with _quiet():
+        with quiet_logger("absl"):
             saved = self.manager.item_metadata(step)
         saved_model = nested_to_flat(_tree_of(saved["model"])) if saved and saved.get("model") is not None else None
         if saved_model is not None:
@@ -163,17 +151,13 @@ class CheckpointStore:
             meta=ocp.args.JsonRestore(),
         )
         try:
-            with _quiet():
+            with quiet_logger("absl"):
                 out = self.manager.restore(step, args=args)
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {_first_line(e)}") from e
+            raise CheckpointError(f"{self.directory}: checkpoint {step} does not fit this spec's training state: {first_line(e)}") from e
         leaves = [out["opt_state"][str(i)] for i in range(len(opt_like))]
         return nested_to_flat(out["model"]), leaves, dict(out["meta"])
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _tree_of(meta: Any) -> Any:
@@ -200,7 +184,7 @@ def _model_dir(path: Path) -> Path:
         return path / "model"
     if (path / "_METADATA").is_file() or (path / "_sharding").exists() or (path / "manifest.ocdbt").exists():
         return path
-    steps = sorted((int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model").is_dir()))
+    steps = sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model").is_dir())
     if not steps:
         raise CheckpointError(f"{path} is not an nnx-build checkpoint directory (no <step>/model folder)")
     return path / str(steps[-1]) / "model"

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["LOSSES", "METRICS", "Objective", "lookup"]
+__all__ = ["LOSSES", "METRICS", "Objective", "lookup", "names_and_aliases"]
 
 TargetKind = Literal["values", "labels", "labels_or_values"]
 _FUNCTIONS = "nnx_build.training.functions"
@@ -107,3 +107,8 @@ def lookup(table: Mapping[str, Objective], name: str, what: str = "loss") -> Obj
         if name in entry.aliases:
             return entry
     raise KeyError(f"unknown {what} '{name}'{did_you_mean(name, table)}; expected one of {', '.join(table)}")
+
+
+def names_and_aliases(table: Mapping[str, Objective]) -> list[str]:
+    """Every name of ``table``, then every alias (``mse``, ``cross_entropy``)."""
+    return [*table, *(alias for entry in table.values() for alias in entry.aliases)]

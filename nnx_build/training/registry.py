@@ -1,9 +1,8 @@
-"""Optimizers, schedules, gradient clipping, losses and metrics by name.
+"""Optimizers, schedules and gradient clipping by name.
 
-Optimizers, schedules and clipping are optax functions looked up by name in the fixed
-lists of :mod:`nnx_build.schemas.train`; their keyword arguments are checked against
-the real signatures. Losses and metrics come from the tables of
-:mod:`nnx_build.training.objectives` (functions in :mod:`nnx_build.training.functions`).
+They are optax functions looked up by name in the fixed lists of
+:mod:`nnx_build.schemas.train`; their keyword arguments are checked against the real
+signatures. Losses and metrics are the tables of :mod:`nnx_build.training.objectives`.
 """
 
 from __future__ import annotations
@@ -16,13 +15,10 @@ import optax
 
 from ..errors import NnxBuildError, did_you_mean
 from ..schemas.train import CLIPS, OPTIMIZERS, SCHEDULES
-from . import objectives
 
 __all__ = [
     "TrainSetupError",
     "check_args",
-    "loss_fn",
-    "metric_fn",
     "optax_fn",
 ]
 
@@ -52,19 +48,3 @@ def check_args(fn: Callable[..., Any], args: dict[str, Any], what: str) -> list[
         if p.default is inspect.Parameter.empty and n not in args:
             problems.append(f"{what} needs argument '{n}'")
     return problems
-
-
-def loss_fn(name: str) -> Callable[..., Any]:
-    """The function of a loss (by name or alias)."""
-    try:
-        return objectives.lookup(objectives.LOSSES, name, "loss").fn
-    except KeyError as e:
-        raise TrainSetupError(e.args[0]) from None
-
-
-def metric_fn(name: str) -> Callable[..., Any]:
-    """The function of a metric (by name or alias)."""
-    try:
-        return objectives.lookup(objectives.METRICS, name, "metric").fn
-    except KeyError as e:
-        raise TrainSetupError(e.args[0]) from None

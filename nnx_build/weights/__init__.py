@@ -318,8 +318,8 @@ def export_weights(model: Any, program: Any, like: str | os.PathLike[str], out: 
         metadata = st_metadata(source)
     out = Path(out)
     if (format or ("safetensors" if out.suffix == ".safetensors" else None)) == "safetensors" and metadata:
-        from .formats import _st_save
+        from .formats import save_safetensors
 
-        _st_save(tensors, out, metadata=metadata)  # the source's metadata too ({"format": "pt"})
+        save_safetensors(tensors, out, metadata=metadata)  # the source's metadata too ({"format": "pt"})
         return out
     return write_weights(tensors, out, format=format)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import WeightsError
 
-__all__ = ["FORMATS", "DictSource", "TensorInfo", "TensorSource", "WeightFormat", "open_source", "register_format"]
+__all__ = ["FORMATS", "DictSource", "TensorInfo", "TensorSource", "WeightFormat", "open_source", "register_format", "save_safetensors"]
 
 Flat = dict[str, np.ndarray]
 
@@ -255,7 +255,7 @@ def st_metadata(source: TensorSource) -> dict[str, str] | None:
     return dict(meta) if isinstance(meta, dict) else None
 
 
-def _st_save(weights: Mapping[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
+def save_safetensors(weights: Mapping[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.numpy import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,7 +356,7 @@ def _orbax_save(weights: Mapping[str, Any], path: Path) -> None:
 
 
 FORMATS: dict[str, WeightFormat] = {
-    "safetensors": WeightFormat("safetensors", ".safetensors", _st_detect, _st_load, _st_save, _st_open),
+    "safetensors": WeightFormat("safetensors", ".safetensors", _st_detect, _st_load, save_safetensors, _st_open),
     "pickle": WeightFormat("pickle", ".bin", _pickle_detect, _pickle_refuse, _pickle_refuse_save),
     "npz": WeightFormat("npz", ".npz", _npz_detect, _npz_load, _npz_save),
     "orbax": WeightFormat("orbax", "", _orbax_detect, _orbax_load, _orbax_save),

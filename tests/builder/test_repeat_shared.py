@@ -79,7 +79,7 @@ def test_scanned_block_gets_the_mask_in_every_copy() -> None:
     x, pad = inputs()
     h = jnp.asarray(x)
     for i in range(3):  # copy i, sliced out of the stack, with the same mask
-        h = nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))(h, bert_mask(pad))
+        h = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], state))(h, bert_mask(pad))
     np.testing.assert_allclose(model(x, pad), h, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(jax.jit(lambda x, p: nnx_build.fast_forward(model)(x, p))(x, pad), h, rtol=1e-5, atol=1e-5)
 

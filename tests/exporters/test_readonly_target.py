@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from nnx_build.cli import main
 
 SPEC_TEXT = """\

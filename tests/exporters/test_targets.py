@@ -74,3 +74,21 @@ def test_targets_are_read_from_the_table(with_dummy: None) -> None:
     from nnx_build.bench import bench_targets
 
     assert bench_targets() == ("fast_path", "nnx_jit", "stablehlo", "savedmodel", "onnx", "dummy")
+
+
+def test_a_registered_target_is_a_spec_test_export_target(with_dummy: None) -> None:
+    from nnx_build.jsonschema import spec_json_schema
+    from nnx_build.schemas.tests import Export
+
+    assert Export.model_validate({"targets": ["dummy", "onnx"]}).targets == ["dummy", "onnx"]
+    items = spec_json_schema()["$defs"]["Export"]["properties"]["targets"]["items"]
+    assert items["enum"] == ["stablehlo", "savedmodel", "onnx", "dummy"]
+
+
+def test_an_unknown_spec_test_export_target_is_refused_with_the_table() -> None:
+    from pydantic import ValidationError
+
+    from nnx_build.schemas.tests import Export
+
+    with pytest.raises(ValidationError, match=r"unknown export target 'onx' \(did you mean 'onnx'\?\); expected one of stablehlo, savedmodel, onnx"):
+        Export.model_validate({"targets": ["onx"]})

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from nnx_build import registry
 from nnx_build.builder.abstract import abstract_check
-from nnx_build.builder.program import compile_spec
+from nnx_build.builder.compiler import compile_spec
 from nnx_build.loader import Limits
 from nnx_build.spec_io import load_spec, spec_locator
 

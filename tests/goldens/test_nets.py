@@ -93,7 +93,10 @@ CASES: dict[str, tuple[Any, str]] = {
 }
 
 
-def _flat(module: nnx.Module, what: Any = nnx.Not(nnx.RngState)) -> dict[str, np.ndarray]:
+NOT_RNG = nnx.Not(nnx.RngState)
+
+
+def _flat(module: nnx.Module, what: Any = NOT_RNG) -> dict[str, np.ndarray]:
     return {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(module, what))}
 
 

@@ -51,7 +51,10 @@ def _array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _flat(module: nnx.Module, what: Any = nnx.Not(nnx.RngState)) -> dict[str, np.ndarray]:
+NOT_RNG = nnx.Not(nnx.RngState)
+
+
+def _flat(module: nnx.Module, what: Any = NOT_RNG) -> dict[str, np.ndarray]:
     state = nnx.state(module, what)
     return {"/".join(map(str, p)): _array(v.get_value()) for p, v in nnx.to_flat_state(state)}
 
@@ -104,7 +107,8 @@ CASES: dict[str, tuple[str, list[int], Callable[[nnx.Rngs], nnx.Module]]] = {
         lambda r: nnx.Linear(4, 3, use_bias=False, dtype=jnp.bfloat16, param_dtype=jnp.float16, rngs=r),
     ),
     "conv-no-bias-dtypes": (
-        "{type: Conv, in_features: 2, out_features: 3, kernel_size: [3, 3], strides: 2, padding: VALID, use_bias: false, dtype: bfloat16, param_dtype: float16}",
+        "{type: Conv, in_features: 2, out_features: 3, kernel_size: [3, 3], strides: 2, padding: VALID, "
+        "use_bias: false, dtype: bfloat16, param_dtype: float16}",
         [2, 7, 7, 2],
         lambda r: nnx.Conv(2, 3, kernel_size=(3, 3), strides=2, padding="VALID", use_bias=False, dtype=jnp.bfloat16, param_dtype=jnp.float16, rngs=r),
     ),

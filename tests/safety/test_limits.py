@@ -95,16 +95,19 @@ def test_default_byte_budget_refuses_terabytes() -> None:
 
 TERABYTE_SPECS = {
     "linear-1e12": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 1000000000000}\n",
-    "embed-1e18": "format: 1\nname: m\ninputs: {x: {shape: [batch, 4], dtype: int32}}\nlayers:\n  - e: {type: Embed, num_embeddings: 1000000000000, features: 1000000}\n",
+    "embed-1e18": "format: 1\nname: m\ninputs: {x: {shape: [batch, 4], dtype: int32}}\nlayers:\n"
+    "  - e: {type: Embed, num_embeddings: 1000000000000, features: 1000000}\n",
     "variable-1e18": HEAD + "variables:\n  w: {shape: [1000000, 1000000, 1000000]}\nlayers: [relu]\n",
     "scan-1e5-copies": (
         "format: 1\nname: m\ninputs: {x: [batch, 100000]}\nblocks:\n  B:\n    layers:\n"
         "      - l: {type: Linear, in_features: 100000, out_features: 100000}\n"
         "layers:\n  - b: {type: B, repeat: 100000, scan: true}\n"
     ),
-    "expression-dims": "format: 1\nname: m\nargs: {d: 1000000}\ninputs: {x: [batch, 4]}\nlayers:\n  - l: {type: Linear, in_features: 4, out_features: '${d * d * d}'}\n",
+    "expression-dims": "format: 1\nname: m\nargs: {d: 1000000}\ninputs: {x: [batch, 4]}\nlayers:\n"
+    "  - l: {type: Linear, in_features: 4, out_features: '${d * d * d}'}\n",
     "input-at-dims": "format: 1\nname: m\ndims: {batch: 1000000000000}\ninputs: {x: [batch, 4096]}\nlayers: [relu]\n",
-    "conv-kernel": "format: 1\nname: m\ninputs: {x: [batch, 8, 8, 3]}\nlayers:\n  - c: {type: Conv, in_features: 3, out_features: 100000, kernel_size: [100000, 100000]}\n",
+    "conv-kernel": "format: 1\nname: m\ninputs: {x: [batch, 8, 8, 3]}\nlayers:\n"
+    "  - c: {type: Conv, in_features: 3, out_features: 100000, kernel_size: [100000, 100000]}\n",
     "nested-repeat": (
         "format: 1\nname: m\ninputs: {x: [batch, 4]}\nblocks:\n  A:\n    layers:\n"
         "      - l: {type: Linear, in_features: 4, out_features: 4, repeat: 1000}\n"

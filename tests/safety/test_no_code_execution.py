@@ -40,12 +40,15 @@ def payloads(sentinel: Path) -> dict[str, str]:
         "type-subprocess": HEAD + 'layers:\n  - p: {type: "subprocess>Popen", args: ["touch", "x"]}\n',
         "module-os-field": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, module: os}\n",
         "call-os-system": HEAD + "layers:\n  - {type: call, module: os, method: system}\n",
-        "call-dunder-class": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4}\n  - {type: call, module: l.__class__, method: __init__}\n",
-        "call-globals": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4}\n  - {type: call, module: l.__call__.__globals__, method: clear}\n",
+        "call-dunder-class": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4}\n"
+        "  - {type: call, module: l.__class__, method: __init__}\n",
+        "call-globals": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4}\n"
+        "  - {type: call, module: l.__call__.__globals__, method: clear}\n",
         "call-module-api": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4}\n  - {type: call, module: l, method: set_attributes}\n",
         "init-os-system": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, kernel_init: {type: os.system}}\n",
         "init-dotted": HEAD + 'variables:\n  w: {shape: [4], init: "jax.numpy.save"}\nlayers: [relu]\n',
-        "init-kwarg-code": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, kernel_init: {type: normal, stddev: \"__import__('os').system('true')\"}}\n",
+        "init-kwarg-code": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, "
+        "kernel_init: {type: normal, stddev: \"__import__('os').system('true')\"}}\n",
         "activation-import": HEAD + "layers:\n  - c: {type: SimpleCell, in_features: 4, hidden_features: 4, activation_fn: __import__}\n",
         "activation-eval": HEAD + "layers:\n  - c: {type: SimpleCell, in_features: 4, hidden_features: 4, activation_fn: eval}\n",
         "dtype-code": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, dtype: os.system}\n",
@@ -53,7 +56,8 @@ def payloads(sentinel: Path) -> dict[str, str]:
         "kinds-dunder-path": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: 4, kinds: {__class__.__init__: Param}}\n",
         "linen-os": HEAD + "layers:\n  - l: {type: Linen, layer: os.system, args: {command: true}}\n",
         "linen-args-code": HEAD + 'layers:\n  - l: {type: Linen, layer: Dense, args: {features: 4, kernel_init: "__import__(\'os\').system"}, in_shape: [4]}\n',
-        "expr-import": f"{HEAD}args: {{d: 4}}\nlayers:\n  - l: {{type: Linear, in_features: 4, out_features: \"${{__import__('os').system('{touch}expr')}}\"}}\n",
+        "expr-import": f"{HEAD}args: {{d: 4}}\nlayers:\n"
+        f"  - l: {{type: Linear, in_features: 4, out_features: \"${{__import__('os').system('{touch}expr')}}\"}}\n",
         "expr-lambda": HEAD + "layers:\n  - l: {type: Linear, in_features: 4, out_features: \"${(lambda: 4)()}\"}\n",
         "expr-attribute": HEAD + "args: {d: 4}\nlayers:\n  - l: {type: Linear, in_features: 4, out_features: \"${d.__class__.__bases__}\"}\n",
         "expr-format-string": HEAD + "args: {d: 4}\nlayers:\n  - l: {type: Linear, in_features: 4, out_features: \"${'{0.__class__}'.format(d)}\"}\n",

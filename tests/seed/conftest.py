@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from flax import nnx
+from seed_modules import AUTOENCODER, BLOCK, MODEL
 
 import nnx_build
-from seed_modules import AUTOENCODER, BLOCK, MODEL
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from seed_modules import AUTOENCODER, BLOCK, MODEL, AutoEncoder, Block, Model, normal
 
 import nnx_build
-from seed_modules import AUTOENCODER, BLOCK, MODEL, AutoEncoder, Block, Model, normal
 
 CASES: dict[str, tuple[object, Callable[[nnx.Rngs], nnx.Module], int]] = {
     "block": (BLOCK, lambda rngs: Block(features=10, rngs=rngs), 10),

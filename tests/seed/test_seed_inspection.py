@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 from flax import nnx
+from seed_modules import BLOCK, normal
 
 import nnx_build
-from seed_modules import BLOCK, normal
 
 
 def test_block_kernel_shape_right_after_build() -> None:

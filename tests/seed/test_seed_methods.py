@@ -6,7 +6,6 @@ import inspect
 
 import numpy as np
 from flax import nnx
-
 from seed_modules import normal
 
 

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from seed_modules import normal
 
 import nnx_build
-from seed_modules import normal
 
 SPEC = """
 format: 1

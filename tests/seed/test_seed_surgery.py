@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import optax
 from flax import nnx
+from seed_modules import BLOCK, MODEL, LoraLinear, Model, lora_everything, normal
 
 import nnx_build
-from seed_modules import BLOCK, MODEL, LoraLinear, Model, lora_everything, normal
 
 
 def _np(v: nnx.Variable) -> np.ndarray:

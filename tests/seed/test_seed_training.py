@@ -8,7 +8,6 @@ import optax
 from flax import nnx
 
 
-
 def test_seed_training_loop_on_built_model(model: nnx.Module) -> None:
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 

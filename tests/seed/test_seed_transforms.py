@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from seed_modules import AUTOENCODER, BLOCK, MODEL, normal
 
 import nnx_build
-from seed_modules import AUTOENCODER, BLOCK, MODEL, normal
 
 # the seed's Weights: a (2, 3) kernel and a zero (3,) bias, applied to one vector
 WEIGHTS = """

@@ -77,7 +77,7 @@ def test_cases_validate_with_shorthands() -> None:
         ("- name: nothing\n", "bad-value", "checks nothing"),
         ("- name: a\n  params: {Param: 1}\n- name: a\n  params: {Param: 1}\n", "bad-value", "two test cases are named 'a'"),
         ("- name: t\n  params: {Param: 1}\n  colour: red\n", "unknown-field", "colour"),
-        ("- name: t\n  train_step: {loss: hinge}\n", None, "hinge"),
+        ("- name: t\n  train_step: {loss: hing}\n", None, "unknown loss 'hing' (did you mean 'hinge'?)"),
     ],
 )
 def test_bad_cases_are_located_spec_errors(case: str, code: str | None, needle: str) -> None:
@@ -157,6 +157,16 @@ def test_wrong_output_shape_and_unknown_output(tiny: Path) -> None:
     assert f"tiny.yaml:{_line_of(text, 'out: {shape: [5, 3]')}:" in rendered
     assert "output 'out' has shape (5, 2), expected (5, 3)" in rendered
     assert "no output 'nope'; the outputs are: out" in rendered
+
+
+@pytest.mark.parametrize("loss", ["huber", "softmax_cross_entropy_with_integer_labels"])
+def test_train_step_takes_the_losses_of_the_training_table(tiny: Path, loss: str) -> None:
+    text = tiny.read_text().replace("train_step: {loss: mse, learning_rate: 0.1}", f"train_step: {{loss: {loss}, learning_rate: 0.1}}")
+    tiny.write_text(text)
+    session = SpecSession(tiny)
+    (learns,) = [c for c in session.cases() if c.name == "learns"]
+    result = session.check(learns)
+    assert any(note.startswith(f"{loss} loss ") for note in result.notes), result.notes
 
 
 def test_train_step_that_cannot_learn_fails(tiny: Path) -> None:

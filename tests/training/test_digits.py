@@ -13,8 +13,8 @@ import pytest
 
 import nnx_build
 from nnx_build.cli import main
-from nnx_build.weights import load_weights
 from nnx_build.training.data import split_indices
+from nnx_build.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "specs" / "digits_cnn.yaml"

@@ -13,8 +13,8 @@ import pytest
 from flax import nnx
 
 import nnx_build.training
-from nnx_build.jsonschema import spec_json_schema
 from nnx_build.cli import main
+from nnx_build.jsonschema import spec_json_schema
 from nnx_build.training import LOSSES, METRICS, make_train_step
 from nnx_build.training.objectives import lookup
 

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from train_helpers import REG_SPEC, cls_arrays
+from train_helpers import REG_SPEC
 
 from nnx_build.cli import main
 from nnx_build.fastpath import flat_weights
@@ -99,9 +99,9 @@ layers:
 
 
 def test_lora_errors_are_located() -> None:
+    import nnx_build
     from nnx_build.errors import SpecErrors
     from nnx_build.spec_io import load_spec
-    import nnx_build
 
     spec = CLS_HEAD + """layers:
   - conv: {type: Conv, in_features: 4, out_features: 4, kernel_size: [1], lora: {rank: 2}}

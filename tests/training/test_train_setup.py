@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from train_helpers import REG_SPEC
 
 from nnx_build.builder import compile as compile_spec
 from nnx_build.errors import SpecErrors
@@ -16,8 +17,6 @@ from nnx_build.training.objectives import LOSSES, METRICS
 
 LOSS_FNS = {name: entry.fn for name, entry in LOSSES.items()}
 METRIC_FNS = {name: entry.fn for name, entry in METRICS.items()}
-
-from train_helpers import REG_SPEC
 
 BASE = """
 format: 1
