@@ -51,6 +51,7 @@ CHILD = textwrap.dedent(
             "history": result.history,
             "kernel_shard": list(kernel.addressable_shards[0].data.shape),
             "slot_shards": [list(s.addressable_shards[0].data.shape) for s in slots],
+            "data_read": result.data_read,
         }
     # a batch the data axes cannot split evenly is refused before training
     odd = spec.replace(".yaml", "_odd.yaml")
@@ -94,6 +95,11 @@ def test_losses_agree_with_one_device(files: tuple[Path, Path]) -> None:
     assert runs["data=2,model=4"]["kernel_shard"] == [16, 8]
     assert runs["data=2,model=4"]["slot_shards"] == [[16, 8], [16, 8]]
     assert runs["data=8"]["kernel_shard"] == [16, 32]  # data parallel: weights replicated
+    # one process reads every row of each batch once, the 4 copies along `model` included:
+    # 3 epochs of 96 training and 32 held-out rows (128 examples, eval_split 0.25)
+    for mesh in ("data=8", "data=2,model=4"):
+        read = runs[mesh].pop("data_read")
+        assert read == {"process": 0, "processes": 1, "rows": 384, "bytes": 384 * (16 + 4) * 4, "batch_rows": 384}, read
     worst = 0.0
     for mesh, run in runs.items():
         assert len(run["history"]) == len(one) == 3, mesh
