@@ -189,12 +189,9 @@ def allocate(
         rngs = nnx.Rngs(program.spec.seed if options.seed is None else options.seed)
     plan = mesh_plan(program, options)
     if plan is not None:
-        import jax
-
         from .sharding import make_mesh
 
-        make_mesh(plan)  # the devices are there (or a clear error)
-        if jax.device_count() == 1:
+        if make_mesh(plan).size == 1:  # the devices are there (or a clear error)
             plan = None  # one device holds everything: the plain build
     return _allocate(program, rngs=rngs, nbytes=nbytes, mesh=plan)
 

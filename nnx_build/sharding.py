@@ -154,26 +154,34 @@ def _show(axes: Iterable[tuple[str, int]]) -> str:
 def make_mesh(plan: MeshPlan) -> Any:
     """The ``jax.sharding.Mesh`` of ``plan`` on the devices present (``AxisType.Auto`` axes).
 
+    A mesh smaller than the machine takes the first devices (``jax.devices()[:n]``); a
+    ``-1`` axis takes all the devices the others leave.
+
     Raises:
-      NnxBuildError: the mesh needs more devices than there are (or does not use them all).
+      NnxBuildError: the mesh needs more devices than there are, or, with several
+        processes, does not use them all.
     """
     import jax
 
     present = jax.device_count()
     axes = resolve_axes(plan.axes, present)
     need = math.prod(s for _, s in axes)
-    if need != present:
-        where = "--mesh" if plan.source == "--mesh" else "the spec's mesh:"
-        more = (
-            f"; to simulate {need} devices on CPU set {SIMULATE.format(n=need)}"
-            if need > present
-            else "; use all of them (one axis may be -1: the rest)"
+    where = "--mesh" if plan.source == "--mesh" else "the spec's mesh:"
+    if need > present:
+        raise NnxBuildError(
+            f"{where} {_show(axes)} needs {need} devices, but {present} are present; "
+            f"to simulate {need} devices on CPU set {SIMULATE.format(n=need)}"
         )
-        raise NnxBuildError(f"{where} {_show(axes)} needs {need} devices, but {present} are present{more}")
+    if need < present and jax.process_count() > 1:
+        raise NnxBuildError(
+            f"{where} {_show(axes)} uses {need} of the {present} devices of {jax.process_count()} processes; "
+            "with several processes the mesh uses all of them (one axis may be -1: the rest)"
+        )
     return jax.make_mesh(
         tuple(s for _, s in axes),
         tuple(n for n, _ in axes),
         axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+        devices=jax.devices()[:need],
     )
 
 
@@ -386,9 +394,9 @@ def shard_trainer(trainer: Any, plan: MeshPlan) -> None:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    if math.prod(s for _, s in resolve_axes(plan.axes, jax.device_count())) == 1:
-        return  # one device: the plain step
     mesh = make_mesh(plan)
+    if mesh.size == 1:
+        return  # one device: the plain step
     (batch_axes,) = logical_to_mesh(("batch",), plan.rules, plan.names)
     axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else tuple(batch_axes)
     split = math.prod(dict(mesh.shape)[a] for a in axes)
