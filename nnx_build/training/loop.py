@@ -72,7 +72,7 @@ class FitResult:
         return dict(self.history[-1]["eval"]) if self.history else {}
 
     def to_json(self) -> dict[str, Any]:
-        out = {"epochs": self.epochs, "step": self.step, "train": self.train, "eval": self.eval}
+        out: dict[str, Any] = {"epochs": self.epochs, "step": self.step, "train": self.train, "eval": self.eval}
         if self.data_read is not None:
             out["data_read"] = self.data_read
         return out
