@@ -190,15 +190,13 @@ def allocate(
         rngs = nnx.Rngs(program.spec.seed if options.seed is None else options.seed)
     plan = mesh_plan(program, options)
     if plan is not None:
-        import jax
-
         from .sharding import make_mesh
 
-        make_mesh(plan)  # the devices are there (or a clear error)
-        if jax.device_count() > 1:  # else one device holds everything: the plain build
+        if make_mesh(plan).size > 1:  # the devices are there (or a clear error); one device: the plain build
             from .sharding import sharded_instantiate
 
-            return _allocate(program, rngs=rngs, nbytes=nbytes, make=functools.partial(sharded_instantiate, program, plan, rngs=rngs))
+            make = functools.partial(sharded_instantiate, program, plan, rngs=rngs)
+            return _allocate(program, rngs=rngs, nbytes=nbytes, make=make)
     return _allocate(program, rngs=rngs, nbytes=nbytes)
 
 

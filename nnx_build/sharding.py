@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .builder.program import Program
 
 __all__ = [
+    "LocalRows",
     "MeshPlan",
     "PerDevice",
     "init_distributed",
@@ -153,26 +154,34 @@ def _show(axes: Iterable[tuple[str, int]]) -> str:
 def make_mesh(plan: MeshPlan) -> Any:
     """The ``jax.sharding.Mesh`` of ``plan`` on the devices present (``AxisType.Auto`` axes).
 
+    A mesh smaller than the machine takes the first devices (``jax.devices()[:n]``); a
+    ``-1`` axis takes all the devices the others leave.
+
     Raises:
-      NnxBuildError: the mesh needs more devices than there are (or does not use them all).
+      NnxBuildError: the mesh needs more devices than there are, or, with several
+        processes, does not use them all.
     """
     import jax
 
     present = jax.device_count()
     axes = resolve_axes(plan.axes, present)
     need = math.prod(s for _, s in axes)
-    if need != present:
-        where = "--mesh" if plan.source == "--mesh" else "the spec's mesh:"
-        more = (
-            f"; to simulate {need} devices on CPU set {SIMULATE.format(n=need)}"
-            if need > present
-            else "; use all of them (one axis may be -1: the rest)"
+    where = "--mesh" if plan.source == "--mesh" else "the spec's mesh:"
+    if need > present:
+        raise NnxBuildError(
+            f"{where} {_show(axes)} needs {need} devices, but {present} are present; "
+            f"to simulate {need} devices on CPU set {SIMULATE.format(n=need)}"
         )
-        raise NnxBuildError(f"{where} {_show(axes)} needs {need} devices, but {present} are present{more}")
+    if need < present and jax.process_count() > 1:
+        raise NnxBuildError(
+            f"{where} {_show(axes)} uses {need} of the {present} devices of {jax.process_count()} processes; "
+            "with several processes the mesh uses all of them (one axis may be -1: the rest)"
+        )
     return jax.make_mesh(
         tuple(s for _, s in axes),
         tuple(n for n, _ in axes),
         axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+        devices=jax.devices()[:need],
     )
 
 
@@ -378,14 +387,16 @@ def shard_trainer(trainer: Any, plan: MeshPlan) -> None:
     created from them and keeps their shardings. Each batch is split along the mesh axes
     the rule for the logical axis ``batch`` gives (replicated when no rule names
     ``batch``): data parallelism and FSDP; the rules for the weights add tensor
-    parallelism. The data set is copied to every device once.
+    parallelism. No device holds the data set: each batch is built from the rows this
+    process's devices hold (:class:`LocalRows`), so with several processes each reads
+    only its part of every batch.
     """
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    if math.prod(s for _, s in resolve_axes(plan.axes, jax.device_count())) == 1:
-        return  # one device: the plain step
     mesh = make_mesh(plan)
+    if mesh.size == 1:
+        return  # one device: the plain step
     (batch_axes,) = logical_to_mesh(("batch",), plan.rules, plan.names)
     axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else tuple(batch_axes)
     split = math.prod(dict(mesh.shape)[a] for a in axes)
@@ -405,7 +416,54 @@ def shard_trainer(trainer: Any, plan: MeshPlan) -> None:
     trainer.state = jax.tree.map(
         lambda a: a if len(a.sharding.device_set) > 1 else jax.device_put(a, replicated), trainer.state
     )
-    trainer.device_data = {k: jax.device_put(v, replicated) for k, v in trainer.device_data.items()}
+    trainer.feed = LocalRows(trainer.data.arrays, batch_sharding)
+
+
+class LocalRows:
+    """Builds each global batch from the rows this process's devices hold.
+
+    ``feed(rows)`` is the batch of the data set's rows ``rows`` (global indices, the same
+    in every process), as one ``jax.Array`` per array sharded as ``sharding(ndim)`` says.
+    This process reads from its (memory-mapped) arrays only the rows of the shards on its
+    own devices, once per distinct shard (devices that replicate a shard share the read),
+    and puts each on its device (``jax.make_array_from_single_device_arrays``). The
+    counters say what it read: ``rows`` and ``bytes`` over all batches, ``batch_rows`` the
+    rows of those batches in all (what one process alone would read).
+    """
+
+    def __init__(self, arrays: dict[str, Any], sharding: Callable[[int], Any]):
+        self.arrays, self.sharding = arrays, sharding
+        self.rows = self.bytes = self.batch_rows = 0
+
+    def __call__(self, rows: Any) -> dict[str, Any]:
+        import jax
+        import numpy as np
+
+        rows = np.asarray(rows)
+        n = len(rows)
+        self.batch_rows += n
+        out: dict[str, Any] = {}
+        for i, (name, arr) in enumerate(self.arrays.items()):
+            shape = (n, *arr.shape[1:])
+            sharding = self.sharding(len(shape))
+            read: dict[tuple[int, int], Any] = {}
+            shards = []
+            for device, index in sharding.addressable_devices_indices_map(shape).items():
+                start, stop, _ = index[0].indices(n)
+                if (start, stop) not in read:
+                    read[start, stop] = np.asarray(arr[rows[start:stop]])
+                    self.bytes += read[start, stop].nbytes
+                    if i == 0:
+                        self.rows += stop - start
+                shards.append(jax.device_put(read[start, stop], device))
+            out[name] = jax.make_array_from_single_device_arrays(shape, sharding, shards)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        import jax
+
+        return {"process": jax.process_index(), "processes": jax.process_count(), "rows": self.rows,
+                "bytes": self.bytes, "batch_rows": self.batch_rows}
 
 
 # ---- many processes --------------------------------------------------------------------

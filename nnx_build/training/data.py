@@ -6,6 +6,7 @@ run resumed from a checkpoint sees exactly the batches an uninterrupted run woul
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -82,9 +83,43 @@ def _read_npz(p: Path) -> dict[str, np.ndarray]:
         raise DataError(f"this is not an .npz (a zip of named .npy arrays); {fix}", source=str(p), code="not-npz")
     try:
         with np.load(p, allow_pickle=False) as f:
-            return {k: np.asarray(f[k]) for k in f.files}
+            mapped = _mapped_members(p)
+            return {k: mapped[k] if k in mapped else np.asarray(f[k]) for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"cannot read this .npz: {e}; {fix}", source=str(p), code="not-npz") from e
+
+
+def _mapped_members(p: Path) -> dict[str, np.ndarray]:
+    """The members of an ``.npz`` stored without compression (``np.savez``), memory-mapped read-only.
+
+    A stored member is a ``.npy`` file at an offset of the zip: its header is read there and
+    the array mapped in place, so reading some rows reads only their pages. Compressed
+    members (``np.savez_compressed``), object arrays and empty ones are left out: they are
+    read whole.
+    """
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(p) as z, p.open("rb") as f:
+        for info in z.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra field lengths at bytes 26..29
+            if local[:4] != b"PK\x03\x04":
+                continue
+            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                continue
+            if dtype.hasobject or math.prod(shape) == 0:
+                continue
+            out[info.filename[: -len(".npy")]] = np.memmap(
+                p, dtype=dtype, mode="r", offset=f.tell(), shape=shape, order="F" if fortran else "C"
+            )
+    return out
 
 
 def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Dataset:

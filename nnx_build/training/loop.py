@@ -60,6 +60,8 @@ class FitResult:
     step: int
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int | None = None
+    #: with a mesh: what this process read of the data (:meth:`nnx_build.sharding.LocalRows.to_json`)
+    data_read: dict[str, Any] | None = None
 
     @property
     def train(self) -> dict[str, float]:
@@ -70,7 +72,10 @@ class FitResult:
         return dict(self.history[-1]["eval"]) if self.history else {}
 
     def to_json(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "step": self.step, "train": self.train, "eval": self.eval}
+        out: dict[str, Any] = {"epochs": self.epochs, "step": self.step, "train": self.train, "eval": self.eval}
+        if self.data_read is not None:
+            out["data_read"] = self.data_read
+        return out
 
 
 class Trainer:
@@ -101,14 +106,36 @@ class Trainer:
                 f"no variable of kind {plan.wrt_description} to train (wrt); the model's variables are "
                 + ", ".join(sorted({type(v).__name__ for _, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}))
             )
-        self.device_data = {k: jnp.asarray(v) for k, v in data.arrays.items()}
-        sample = {k: v[: self.batch_size] for k, v in self.device_data.items()}
+        self._device_data: dict[str, Any] | None = None
+        #: with a mesh (:func:`nnx_build.sharding.shard_trainer`): ``feed(rows) -> batch``, each
+        #: process reading only the rows its devices hold; None: the data set is on the device
+        self.feed: Any = None
+        sample = {k: jnp.asarray(v[: self.batch_size]) for k, v in data.arrays.items()}
         check_targets(data, plan, self.train_step.output_shapes(sample, self._outputs))
         self.state: TrainState = self.train_step.init()
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._schedule: Any = None  # the learning rate (schedule), looked up when a step is logged
+
+    @property
+    def device_data(self) -> dict[str, Any]:
+        """The whole data set on the device, copied there on first use (not with a ``feed``)."""
+        if self._device_data is None:
+            self._device_data = {k: jnp.asarray(v) for k, v in self.data.arrays.items()}
+        return self._device_data
+
+    def _run(self, rows: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
+        """One train step on ``rows`` (or, with ``mask``, the eval sums over them)."""
+        if mask is not None:
+            if self.feed is None:
+                return self.train_step.evaluate(self.state, self.device_data, rows, mask)
+            return self.train_step.evaluate(self.state, self.feed(rows), None, mask)
+        if self.feed is None:
+            self.state, metrics = self.train_step(self.state, self.device_data, rows)
+        else:
+            self.state, metrics = self.train_step(self.state, self.feed(rows))
+        return metrics
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -209,7 +236,7 @@ class Trainer:
             if len(idx) < b:  # pad the last batch: one compiled shape
                 mask[len(idx):] = 0
                 idx = np.concatenate([idx, np.repeat(idx[:1], b - len(idx))])
-            out = self.train_step.evaluate(self.state, self.device_data, idx, mask)
+            out = self._run(idx, mask)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
         return {k: sums[k] / len(idx_all) for k in self.plan.metric_keys}
@@ -224,7 +251,7 @@ class Trainer:
         steps: list[tuple[int, dict[str, Any], float]] = []  # for the log: read once, at the end of the epoch
         last = time.perf_counter()
         for i in range(self.steps_per_epoch):
-            self.state, metrics = self.train_step(self.state, self.device_data, order[i * b : (i + 1) * b])
+            metrics = self._run(order[i * b : (i + 1) * b])
             self.step += 1
             if log is not None:
                 now = time.perf_counter()
@@ -303,4 +330,5 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(result)
         self.write_back()
-        return FitResult(epochs=self.epoch, step=self.step, history=list(self.history), resumed_from=resumed_from)
+        return FitResult(epochs=self.epoch, step=self.step, history=list(self.history), resumed_from=resumed_from,
+                         data_read=None if self.feed is None else self.feed.to_json())

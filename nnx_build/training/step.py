@@ -169,8 +169,9 @@ class TrainStep:
         return self._step(state, data, None if idx is None else jnp.asarray(idx))
 
     def evaluate(self, state: TrainState, data: dict[str, Any], idx: Any, mask: Any) -> dict[str, Any]:
-        """Sums over the rows ``idx`` (weighted by ``mask``) of the objective's values, in eval mode."""
-        return self._eval(state, data, jnp.asarray(idx), jnp.asarray(mask))
+        """Sums over the rows ``idx`` of ``data`` (all of it if None), weighted by ``mask``, of the
+        objective's values, in eval mode."""
+        return self._eval(state, data, None if idx is None else jnp.asarray(idx), jnp.asarray(mask))
 
     def output_shapes(self, data: dict[str, Any], call: Callable[[Any, dict[str, Any]], Any]) -> Any:
         """``jax.eval_shape`` of ``call(module, batch)`` on ``data`` (no compute)."""

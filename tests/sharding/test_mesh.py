@@ -93,6 +93,19 @@ def test_a_mesh_larger_than_the_machine_names_the_flag(tmp_path: Path, capsys: p
     assert code == 2 and "the spec's mesh: data=2,model=4 needs 8 devices" in err
 
 
+def test_with_several_processes_a_smaller_mesh_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process may use some of its devices; a job of several must use all of theirs
+    (the job's device and process counts are stood in for: 8 devices, 2 processes)."""
+    import jax
+
+    from nnx_build.sharding import MeshPlan, make_mesh
+
+    monkeypatch.setattr(jax, "device_count", lambda: 8)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(NnxBuildError, match="uses 4 of the 8 devices of 2 processes; with several processes the mesh uses all"):
+        make_mesh(MeshPlan((("data", 4),), (), "--mesh"))
+
+
 def test_minus_one_takes_the_rest() -> None:
     assert resolve_axes((("data", 2), ("model", -1)), 8) == (("data", 2), ("model", 4))
     with pytest.raises(NnxBuildError, match="does not divide the 8"):

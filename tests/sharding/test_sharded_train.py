@@ -1,5 +1,6 @@
-"""Sharded training agrees with one device: ``data=8`` (data parallel) and ``data=2,model=4``
-(tensor parallel over ``model``) on 8 simulated CPU devices, in a subprocess."""
+"""Sharded training agrees with one device: ``data=8`` (data parallel), ``data=2,model=4``
+(tensor parallel over ``model``) and ``data=2,model=2`` (4 of the devices) on 8 simulated
+CPU devices, in a subprocess."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ CHILD = textwrap.dedent(
     from nnx_build.training import prepare
     spec, data = sys.argv[1], sys.argv[2]
     out = {}
-    for mesh in ("data=8", "data=2,model=4"):
+    for mesh in ("data=8", "data=2,model=4", "data=2,model=2"):  # the last: 4 of the 8 devices
         trainer = prepare(spec, data, options=pipeline.make_options(mesh=parse_mesh(mesh)))
         result = trainer.fit()
         kernel = trainer.state.params["fc/kernel"]
@@ -51,6 +52,8 @@ CHILD = textwrap.dedent(
             "history": result.history,
             "kernel_shard": list(kernel.addressable_shards[0].data.shape),
             "slot_shards": [list(s.addressable_shards[0].data.shape) for s in slots],
+            "data_read": result.data_read,
+            "kernel_devices": sorted(d.id for d in kernel.sharding.device_set),
         }
     # a batch the data axes cannot split evenly is refused before training
     odd = spec.replace(".yaml", "_odd.yaml")
@@ -94,6 +97,15 @@ def test_losses_agree_with_one_device(files: tuple[Path, Path]) -> None:
     assert runs["data=2,model=4"]["kernel_shard"] == [16, 8]
     assert runs["data=2,model=4"]["slot_shards"] == [[16, 8], [16, 8]]
     assert runs["data=8"]["kernel_shard"] == [16, 32]  # data parallel: weights replicated
+    # a mesh smaller than the machine runs on its first devices
+    assert runs["data=2,model=2"]["kernel_shard"] == [16, 16]
+    assert runs["data=2,model=2"]["kernel_devices"] == [0, 1, 2, 3]
+    assert runs["data=8"]["kernel_devices"] == list(range(8))
+    # one process reads every row of each batch once, the 4 copies along `model` included:
+    # 3 epochs of 96 training and 32 held-out rows (128 examples, eval_split 0.25)
+    for mesh in ("data=8", "data=2,model=4", "data=2,model=2"):
+        read = runs[mesh].pop("data_read")
+        assert read == {"process": 0, "processes": 1, "rows": 384, "bytes": 384 * (16 + 4) * 4, "batch_rows": 384}, read
     worst = 0.0
     for mesh, run in runs.items():
         assert len(run["history"]) == len(one) == 3, mesh
