@@ -169,3 +169,19 @@ def test_peak_memory_is_about_the_weights(tmp_path: Path) -> None:
     extra = (got["peak"] - got["before"]) * 2**20
     # generous: the weights, one tensor, JAX's compilation (~1.8x here); a random initialisation first: ~6x
     assert extra < 3.0 * nbytes, (got, nbytes)
+
+
+def test_export_and_pipeline_builds_are_filled_from_the_file(files: dict[str, Path]) -> None:
+    # the model export makes, and allocate then load_weights (as nnx-build train does), come from the file
+    from nnx_build.exporters.entries import from_spec
+    from nnx_build.weights import built_from
+
+    subject = from_spec(files["plain"], None, files["weights"])
+    assert built_from(subject.model) == str(files["weights"])
+    want = _everything(_reference(files["plain"], files["weights"]))
+    got = _everything(subject.model)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    options = pipeline.make_options(weights=files["weights"])
+    program = pipeline.compile(files["plain"], options)
+    model = pipeline.load_weights(pipeline.allocate(program, options), options, program)
+    assert built_from(model) == str(files["weights"])
