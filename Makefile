@@ -45,3 +45,4 @@ bench: install
 	$(BIN)/python benchmarks/check_scale.py --out benchmarks/results/check_scale.json
 	$(BIN)/python benchmarks/scale.py --savedmodel --out benchmarks/results/scale.json
 	$(BIN)/python benchmarks/artifacts.py --out benchmarks/results/artifacts.json
+	$(BIN)/python benchmarks/weights_memory.py --out benchmarks/results/weights_memory.json

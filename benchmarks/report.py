@@ -89,6 +89,17 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "(" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages_s"].items() if v >= 0.5) + ")"
             seconds = f"{s['seconds']:.0f} s {extra}, peak RSS {s['peak_rss_mb'] / 1024:.1f} GB"
             out.append((f"scale: {stage.replace('_', ' ')} of 1.1 B params", "recorded", seconds, "recorded"))
+    d = load("weights_memory")
+    if d:
+        c = d["cases"]
+        out.append((
+            f"weights: peak RSS of `build --weights`, {d['weights_bytes'] / 1e9:.2f} GB float32 safetensors / weights' bytes",
+            f"≤ {d['target_peak_over_weights']}",
+            f"{c['own_names']['peak_over_weights']:.3f} in the model's names, {c['torch_names']['peak_over_weights']:.3f} in torch "
+            f"names through a mapping (imports alone {c['imports_only']['peak_over_weights']:.2f}; "
+            f"the build without weights, random init: {c['random_init']['peak_over_weights']:.2f})",
+            mark(d["met"]),
+        ))
     d = load("efficiency")
     if d:
         g = d["gflop_per_s"]

@@ -11,8 +11,9 @@ create every weight on its shards::
     spec = load(spec_or_path, options)  # document limits
     program = compile(spec, options)    # references, types, unrolled modules
     report = check(program, options)    # shapes and budgets, no weight allocated
-    model = allocate(program, options, nbytes=report.total_bytes)  # out of memory -> OutOfMemoryError
-    load_weights(model, options)        # options.weights, if any
+    model = allocate(program, options, nbytes=report.total_bytes)  # out of memory -> OutOfMemoryError;
+                                        # options.weights, if any, fill the variables (no random init)
+    load_weights(model, options)        # options.weights, when allocate could not (a mesh)
 
 :func:`build` runs them in order. Nothing heavy is imported at module level.
 """
@@ -179,7 +180,10 @@ def allocate(
     """Builds the eager module; running out of memory is an :class:`~nnx_build.errors.OutOfMemoryError` (exit 2).
 
     With a mesh of more than one device every weight is created on its shards; a mesh
-    larger than the machine is an error naming the flag that simulates devices.
+    larger than the machine is an error naming the flag that simulates devices. Without
+    one, ``options.weights`` fills the variables directly (no random initialisation
+    first: the peak memory is the weights plus about one tensor), and :func:`load_weights`
+    then has nothing left to do.
     """
     from flax import nnx
 
@@ -197,6 +201,10 @@ def allocate(
 
             make = functools.partial(sharded_instantiate, program, plan, rngs=rngs)
             return _allocate(program, rngs=rngs, nbytes=nbytes, make=make)
+    if options.weights is not None:  # filled from the file, no random initialisation first
+        from .weights import build_loaded
+
+        return _allocate(program, rngs=rngs, nbytes=nbytes, make=functools.partial(build_loaded, program, options.weights, rngs=rngs))
     return _allocate(program, rngs=rngs, nbytes=nbytes)
 
 
@@ -207,9 +215,11 @@ def load_weights(model: Any, options: Options | None = None, program: Program | 
     """
     options = options or Options()
     if options.weights is not None:
+        from .weights import built_from
         from .weights import load_weights as _load
 
-        _load(model, options.weights, program=program)
+        if built_from(model) != os.fspath(options.weights):  # allocate did not already fill it from them
+            _load(model, options.weights, program=program)
     return model
 
 

@@ -23,7 +23,7 @@ from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
 
-__all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "module_class"]
+__all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "instantiate_abstract", "module_class"]
 
 
 # ---- check mode: shape errors become located SpecErrors -----------------------------
@@ -245,6 +245,38 @@ def instantiate(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         return module_class(program.root)(program.root, rngs=rngs)
     finally:
         _KINDS.reset(token)
+
+
+def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tuple[Any, ...]], bool] = lambda path: False) -> BuiltModule:
+    """The module of ``program`` with no weight initialised: every variable abstract (a
+    ``jax.ShapeDtypeStruct``, to be filled from a checkpoint) except its RNG state and the
+    variables whose state path ``keep`` selects, which hold what :func:`instantiate` with
+    ``rngs`` gives them (same seed, same values; ``rngs`` advances as it would).
+
+    The constructor runs once under ``jax.jit`` returning only those values, so XLA drops
+    every other initialiser: no weight is ever computed.
+    """
+    graphdef_r, state_r = nnx.split(rngs)
+    box: dict[str, Any] = {}
+
+    def create(state_r: Any) -> Any:
+        r = nnx.merge(graphdef_r, state_r)
+        graphdef, state = nnx.split(instantiate(program, rngs=r))
+        flat = list(nnx.to_flat_state(state))
+        box["graphdef"] = graphdef
+        # the variables are made again outside the trace: kind, metadata and shape only
+        box["flat"] = [(p, type(v), v.get_metadata(), jax.ShapeDtypeStruct(v.get_value().shape, v.get_value().dtype)) for p, v in flat]
+        real = [v.get_value() for p, v in flat if isinstance(v, nnx.RngState) or keep(p)]
+        return real, nnx.state(r)
+
+    real, after = jax.jit(create)(state_r)
+    nnx.update(rngs, after)
+    values = iter(real)
+    flat = [
+        (p, cls(next(values) if issubclass(cls, nnx.RngState) or keep(p) else shape, **metadata))
+        for p, cls, metadata, shape in box["flat"]
+    ]
+    return nnx.merge(box["graphdef"], nnx.from_flat_state(flat))
 
 
 def allocate(

@@ -18,6 +18,7 @@ from .options import (
     PluginOpt,
     SeedOpt,
     SpecArg,
+    WeightsOpt,
     console,
     lazy_help_option,
     pipeline_options,
@@ -93,6 +94,7 @@ def bench_cmd(
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
     mesh: MeshOpt = None,
+    weights: WeightsOpt = None,
 ) -> None:
     """Time SPEC's forward through the fast path, nnx.jit, and each exported artifact.
 
@@ -110,6 +112,8 @@ def bench_cmd(
       nnx-build bench specs/zoo/gpt2.yaml --targets fast_path,nnx_jit --rounds 10
 
       nnx-build bench spec.yaml --json | tail -1 | jq .latency_ratio_to_fast_path
+
+      nnx-build bench specs/hf/all_minilm_l6_v2.yaml --weights model.safetensors --targets fast_path,onnx
     """
     from ..bench import bench_spec, bench_targets
     from ..errors import NnxBuildError
@@ -123,7 +127,7 @@ def bench_cmd(
         raise NnxBuildError(
             f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], known)}; choose from {', '.join(known)}"
         )
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, mesh=mesh)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, mesh=mesh, weights=weights)
     out = console(stderr=json_out)
     with out.status(f"benchmarking {spec} ..."):
         result = bench_spec(

@@ -20,20 +20,12 @@ from .options import (
     PluginOpt,
     SeedOpt,
     SpecArg,
+    WeightsOpt,
     console,
     pipeline_options,
 )
 
 __all__ = ["build_cmd", "check_cmd", "schema_cmd"]
-
-WeightsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--weights",
-        help="Load these weights after building: a .safetensors file (or sharded index, or folder), an .npz "
-        "(nnx_build.save_weights) or a checkpoint folder; through the spec's weights: mapping if it has one.",
-    ),
-]
 
 
 @app.command("build")

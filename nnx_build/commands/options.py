@@ -40,6 +40,7 @@ __all__ = [
     "console",
     "lazy_help_option",
     "parse_limits",
+    "WeightsOpt",
     "pipeline_options",
 ]
 
@@ -77,6 +78,15 @@ EntryPointsFlag = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Load these weights after building: a .safetensors file (or sharded index, or folder), an .npz "
+        "(nnx_build.save_weights) or a checkpoint folder; through the spec's weights: mapping if it has one.",
+    ),
+]
+
 MeshOpt = Annotated[
     str | None,
     typer.Option(

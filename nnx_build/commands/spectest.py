@@ -10,7 +10,7 @@ import typer
 from ..errors import NnxBuildError
 from ..testing.runner import EXIT_NO_TESTS
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, pipeline_options
+from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, WeightsOpt, pipeline_options
 from .options import console as _out
 
 
@@ -50,6 +50,7 @@ def test_cmd(
     plugin: PluginOpt = None,
     plugins_from_entry_points: EntryPointsFlag = False,
     mesh: MeshOpt = None,
+    weights: WeightsOpt = None,
 ) -> None:
     """Run the spec tests (the `tests:` section) of SPEC files.
 
@@ -72,6 +73,8 @@ def test_cmd(
       nnx-build test specs -k "zoo and not golden"
 
       nnx-build test specs/seed --update-goldens      # rewrite golden .npz files
+
+      nnx-build test spec.yaml --weights model.safetensors   # the cases on pretrained weights
     """
     from rich.markup import escape
     from rich.table import Table
@@ -79,7 +82,7 @@ def test_cmd(
     from ..testing import discover, display_path, run
     from ..testing.results import CaseResult, SpecCase
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh, weights=weights)
     console = _out()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]

@@ -50,12 +50,11 @@ def from_spec(
     """
     from .. import pipeline
 
-    opts = pipeline.make_options(options, seed=seed)
+    opts = pipeline.make_options(options, seed=seed, weights=None if weights is None else _step_path(weights, step))
     program = pipeline.compile(spec, opts)
     report = pipeline.check(program, opts)
-    model = pipeline.allocate(program, opts, nbytes=report.total_bytes)
-    if weights is not None:
-        _load_weights(model, weights, step, program)
+    # the variables come from the weights (no random initialisation first)
+    model = pipeline.load_weights(pipeline.allocate(program, opts, nbytes=report.total_bytes), opts, program)
     seed = program.spec.seed if opts.seed is None else opts.seed
     return Subject(model, program.root, dict(program.dims), seed, spec_record(spec, program.spec.name))
 
@@ -77,13 +76,17 @@ def from_model(model: Any, weights: str | os.PathLike[str] | None) -> Subject:
     return Subject(model, scope, {}, None, record)
 
 
-def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None, program: Any = None) -> None:
-    from ..weights import load_weights
-
+def _step_path(weights: str | os.PathLike[str], step: int | None) -> Path:
     path = Path(weights)
     if step is not None and path.is_dir() and (path / str(step)).is_dir():
         path = path / str(step)  # the checkpoint step that was exported, not the latest
-    load_weights(model, path, program=program)
+    return path
+
+
+def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None, program: Any = None) -> None:
+    from ..weights import load_weights
+
+    load_weights(model, _step_path(weights, step), program=program)
 
 
 def trace_entries(model: Any, scope: Any) -> list[Entry]:

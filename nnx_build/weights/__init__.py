@@ -21,6 +21,7 @@ the checkpoint's names.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "WeightFormat",
     "WeightsError",
     "apply_weights",
+    "build_loaded",
     "check_weights",
     "export_weights",
     "load_weights",
@@ -106,16 +108,17 @@ def save_weights(model_or_weights: Any, path: str | os.PathLike[str], *, format:
     return write_weights(weights, path, format=format)
 
 
-def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weights") -> None:
+def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weights", owned: bool = False) -> None:
     """Sets ``model``'s variables from ``weights`` after checking every name, shape and dtype.
 
     Keys of RNG state (``.../rngs/key``) are ignored. Raises :class:`WeightsError` naming
     each variable that is missing, unknown or of the wrong shape, before changing anything.
+    With ``owned`` (arrays read for this call alone) the model may keep using their memory.
     """
-    import jax.numpy as jnp
     from flax import nnx
 
     from ..fastpath import weight_key
+    from .formats import to_device
 
     variables = {weight_key(p): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))}
     rng_keys = {weight_key(p) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.RngState))}
@@ -137,7 +140,7 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise WeightsError(f"{source} does not fit the model: " + "; ".join(problems[:3]) + more)
     for k, var in variables.items():
-        var.set_value(jnp.asarray(weights[k], dtype=var.dtype))  # a lazy source reads one tensor here
+        var.set_value(to_device(weights[k], var.dtype, owned=owned or isinstance(weights, _Lazy)))  # a lazy source reads one tensor here
 
 
 class _Lazy(Mapping[str, Any]):
@@ -194,11 +197,52 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
                 return model
     fmt = _format_of(Path(path), format)
     if fmt.open is None:
-        apply_weights(model, fmt.load(Path(path)), source=str(path))
+        apply_weights(model, fmt.load(Path(path)), source=str(path), owned=True)
         return model
     with fmt.open(Path(path)) as source:  # checked from the header, then read one tensor at a time
         apply_weights(model, _Lazy(source), source=str(path))
     return model
+
+
+_BUILT_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def build_loaded(program: Any, path: str | os.PathLike[str], *, rngs: Any, format: str | None = None) -> Any:  # noqa: A002
+    """The module of ``program`` with its variables from the weights file ``path``, never
+    initialised randomly first.
+
+    The file is checked against the model from its header (as :func:`check_weights`
+    does); the module is then made abstractly, with its RNG state (and any variable the
+    file does not fill, such as LoRA adapters over a pretrained base) computed as the
+    normal build computes it from ``rngs``, and each variable is set from the file one
+    tensor at a time. Peak memory is the weights plus about one tensor; the module is
+    the one :func:`load_weights` gives after a normal build with the same ``rngs``.
+    """
+    from flax import nnx
+
+    from ..builder.module import instantiate_abstract
+    from ..fastpath import weight_key
+
+    shapes, fresh = model_variables(program)
+    keep: frozenset[str] = frozenset()
+    if program.spec.weights is not None and fresh:
+        with open_weights(path, format=format) as source:
+            if not _own_names(source, shapes):  # adapters the mapping does not fill keep their initialiser
+                keep = fresh - {u.slot.var for u in _plan(program, shapes, source, fresh=fresh).uses}
+    model = instantiate_abstract(program, rngs=rngs, keep=lambda p: weight_key(p) in keep)
+    load_weights(model, path, format=format, program=program)
+    import jax
+
+    empty = [weight_key(p) for p, v in nnx.to_flat_state(nnx.state(model)) if isinstance(v.get_value(), jax.ShapeDtypeStruct)]
+    if empty:
+        raise WeightsError(f"{path} left variable(s) {', '.join(empty[:3])} of '{program.spec.name}' without a value")
+    _BUILT_FROM[model] = os.fspath(path)
+    return model
+
+
+def built_from(model: Any) -> str | None:
+    """The weights file :func:`build_loaded` made ``model`` from, if it did."""
+    return _BUILT_FROM.get(model)
 
 
 def model_variables(program: Any) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], frozenset[str]]:

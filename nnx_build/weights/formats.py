@@ -6,7 +6,7 @@ back. To add a format, write its functions and add one line to :data:`FORMATS` (
 when reading; when writing, a format is chosen by name or by the path's suffix
 (:attr:`WeightFormat.suffix`). A format with ``open`` is read lazily: its
 :class:`TensorSource` gives every tensor's name, shape and dtype from the file's header,
-and then one tensor at a time (``safetensors`` is memory-mapped).
+and then one tensor at a time (``safetensors``: each read straight into a fresh array).
 
 Formats:
   safetensors: a ``.safetensors`` file, a sharded ``model.safetensors.index.json`` (its
@@ -32,7 +32,19 @@ import numpy as np
 
 from .errors import WeightsError
 
-__all__ = ["FORMATS", "DictSource", "TensorInfo", "TensorSource", "WeightFormat", "open_source", "register_format", "save_safetensors"]
+__all__ = [
+    "ALIGN",
+    "FORMATS",
+    "DictSource",
+    "TensorInfo",
+    "TensorSource",
+    "WeightFormat",
+    "aligned_empty",
+    "open_source",
+    "register_format",
+    "save_safetensors",
+    "to_device",
+]
 
 Flat = dict[str, np.ndarray]
 
@@ -204,33 +216,63 @@ class SafetensorsSource(TensorSource):
     def infos(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
 
-    def _handle(self, file: str) -> Any:
-        if file not in self._open:
-            from safetensors import safe_open
-
-            self._open[file] = safe_open(file, framework="numpy")
-        return self._open[file]
+    def _offset(self, name: str, info: TensorInfo) -> int:
+        """Where tensor ``name``'s bytes start in its file (the header is read once per file)."""
+        if info.file not in self._open:
+            with open(info.file, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+            self._open[info.file] = {k: 8 + n + v["data_offsets"][0] for k, v in header.items() if k != "__metadata__"}
+        return self._open[info.file][name]
 
     def read(self, name: str) -> np.ndarray:
+        # read into a fresh aligned array, not memory-mapped: the file's pages read so far
+        # would count in the process's resident memory while the mapping stays open
         info = self._infos[name]
-        if info.dtype.name in _NUMPY_NATIVE:
-            try:
-                return np.asarray(self._handle(info.file).get_tensor(name))
-            except Exception as e:  # safetensors raises its own error types
-                raise WeightsError(f"cannot read tensor '{name}' of {info.file}: {e}") from e
-        return self._memmap(name, info)  # bfloat16, float8: numpy reads them through ml_dtypes
-
-    def _memmap(self, name: str, info: TensorInfo) -> np.ndarray:
-        with open(info.file, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            start, _ = json.loads(f.read(n))[name]["data_offsets"]
-        return np.array(np.memmap(info.file, dtype=info.dtype, mode="r", offset=8 + n + start, shape=info.shape))
+        out = aligned_empty(info.shape, info.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        try:
+            with open(info.file, "rb", buffering=0) as f:
+                f.seek(self._offset(name, info))
+                done = 0
+                while done < len(view):
+                    got = f.readinto(view[done:])
+                    if not got:
+                        raise WeightsError(f"{info.file} ends inside tensor '{name}': the file is truncated")
+                    done += got
+        except OSError as e:
+            raise WeightsError(f"cannot read tensor '{name}' of {info.file}: {e}") from e
+        return out
 
     def close(self) -> None:
         self._open.clear()
 
 
-_NUMPY_NATIVE = {"float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool"}
+ALIGN = 64  # JAX on CPU takes an array this aligned without copying it (jax.device_put)
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts at a multiple of :data:`ALIGN` bytes."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + n].view(dtype).reshape(shape)
+
+
+def to_device(x: Any, dtype: Any, *, owned: bool = True) -> Any:
+    """``x`` as a JAX array of ``dtype``. An ``owned`` host array (fresh, changed by no one
+    afterwards) that is C-contiguous, aligned and of that dtype becomes the JAX array
+    without a copy (JAX on CPU keeps using its memory); anything else is copied once."""
+    import jax
+
+    x = np.asarray(x)
+    dtype = np.dtype(dtype)
+    if not (owned and x.dtype == dtype and x.flags.c_contiguous and x.ctypes.data % ALIGN == 0):
+        y = aligned_empty(x.shape, dtype)
+        np.copyto(y, x, casting="unsafe")
+        x = y
+    return jax.device_put(x)
 
 
 def _st_open(path: Path) -> TensorSource:

@@ -525,8 +525,12 @@ def _produce(use: Use, source: TensorSource, cache: dict[str, np.ndarray]) -> np
 
 
 def load_plan(plan: Plan, source: TensorSource, variables: Mapping[str, Any]) -> None:
-    """Fills ``variables`` (``{key: nnx.Variable}``) variable by variable, one tensor in memory at a time."""
-    import jax.numpy as jnp
+    """Fills ``variables`` (``{key: nnx.Variable}``) variable by variable, one tensor in memory at a time.
+
+    A variable's host array becomes its JAX array without a copy (:func:`to_device`), so
+    memory holds the variables set so far, the one being gathered and one tensor.
+    """
+    from .formats import aligned_empty, to_device
 
     by_var: dict[str, list[Use]] = {}
     for use in plan.uses:
@@ -538,11 +542,12 @@ def load_plan(plan: Plan, source: TensorSource, variables: Mapping[str, Any]) ->
         if len(uses) == 1 and uses[0].slot.index == ():
             value = _produce(uses[0], source, cache)
         else:
-            value = np.empty(shape, dtype)
+            value = aligned_empty(shape, dtype)
             for use in uses:
                 value[use.slot.index] = _produce(use, source, cache)
-        var.set_value(jnp.asarray(value, dtype=dtype))
+        var.set_value(to_device(value, dtype))  # value is fresh (TensorSource.read): taken without a copy
         del value
+    cache.clear()
 
 
 def export_plan(plan: Plan, values: Mapping[str, np.ndarray], source: TensorSource | None = None) -> dict[str, np.ndarray]:
