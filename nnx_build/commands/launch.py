@@ -38,8 +38,8 @@ def launch_cmd(
 
       nnx-build launch -n 2 --devices-per-process 4 -- train spec.yaml --data d.npz --mesh data=2,model=4
     """
+    from ..distributed import launch
     from ..errors import NnxBuildError
-    from ..sharding import launch
 
     argv = list(ctx.args)
     if not argv:

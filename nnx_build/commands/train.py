@@ -126,7 +126,7 @@ def train_cmd(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..sharding import init_distributed
+    from ..distributed import init_distributed
     from ..training import CheckpointStore, TrainError, prepare
     from ..training.runlog import RunLog
 

@@ -37,119 +37,12 @@ import numpy as np
 
 from ..errors import Location, SpecError, SpecErrors, did_you_mean
 from .formats import TensorInfo, TensorSource
+from .transforms import MappingProblem, Transform, parse_transform
 
 __all__ = ["MappingContext", "Plan", "Rule", "Slot", "compile_mapping", "export_plan", "identity_rules", "load_plan", "make_plan", "model_slots"]
 
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAX_PER_RULE = 3  # errors of one kind reported per rule; the rest are counted
-
-
-# ---- transforms --------------------------------------------------------------------
-
-
-class _Bad(Exception):
-    """A transform that cannot apply to a shape (becomes a located error)."""
-
-
-@dataclass(frozen=True)
-class Transform:
-    """One named change of a tensor on its way from the checkpoint to a variable.
-
-    ``shape`` says what it does to a shape and dtype (checked before reading),
-    ``apply`` does it, ``invert`` undoes it (for writing the checkpoint back).
-    """
-
-    name: str
-    arg: Any = None
-
-    def __str__(self) -> str:
-        return self.name if self.arg is None else f"{{{self.name}: {self.arg}}}"
-
-    def _perm(self, ndim: int) -> tuple[int, ...]:
-        if self.name == "oihw_to_hwio":
-            if ndim < 3:
-                raise _Bad(f"oihw_to_hwio needs a conv kernel [out, in, *spatial], received {ndim} dimension(s)")
-            return (*range(2, ndim), 1, 0)
-        if self.arg is None:
-            return tuple(reversed(range(ndim)))
-        perm = tuple(self.arg)
-        if sorted(perm) != list(range(ndim)):
-            raise _Bad(f"transpose {list(perm)} is not a permutation of the {ndim} axes of the tensor")
-        return perm
-
-    def shape(self, shape: tuple[int, ...], dtype: np.dtype, target: tuple[int, ...]) -> tuple[tuple[int, ...], np.dtype]:
-        if self.name in ("transpose", "oihw_to_hwio"):
-            return tuple(shape[i] for i in self._perm(len(shape))), dtype
-        if self.name == "reshape":
-            want = list(target if self.arg is None else self.arg)
-            size = int(np.prod(shape, dtype=np.int64))
-            if want.count(-1) == 1:
-                rest = int(np.prod([d for d in want if d != -1], dtype=np.int64))
-                if rest == 0 or size % rest:
-                    raise _Bad(f"cannot reshape {shape} to {tuple(want)}")
-                want[want.index(-1)] = size // rest
-            if int(np.prod(want, dtype=np.int64)) != size:
-                raise _Bad(f"cannot reshape {shape} ({size:,} values) to {tuple(want)}")
-            return tuple(int(d) for d in want), dtype
-        if self.name == "cast":
-            return shape, _dtype(self.arg)
-        raise AssertionError(self.name)
-
-    def apply(self, x: np.ndarray, target: tuple[int, ...]) -> np.ndarray:
-        if self.name in ("transpose", "oihw_to_hwio"):
-            return np.transpose(x, self._perm(x.ndim))
-        if self.name == "reshape":
-            return x.reshape(self.shape(x.shape, x.dtype, target)[0])
-        return x.astype(_dtype(self.arg))
-
-    def invert(self, y: np.ndarray, before: tuple[tuple[int, ...], np.dtype]) -> np.ndarray:
-        shape, dtype = before
-        if self.name in ("transpose", "oihw_to_hwio"):
-            return np.transpose(y, np.argsort(self._perm(y.ndim)))
-        if self.name == "reshape":
-            return y.reshape(shape)
-        return y.astype(dtype)
-
-
-TRANSFORMS = {
-    "transpose": "reverse the axes (torch Linear [out, in] -> [in, out]); {transpose: [1, 0, 2]}: a permutation",
-    "oihw_to_hwio": "torch conv kernel [out, in, *spatial] -> [*spatial, in, out]",
-    "reshape": "to the variable's shape (a [768, 768] projection into [768, 12, 64]); {reshape: [12, 64, -1]}",
-    "cast": "{cast: float32}: change the dtype",
-}
-
-
-def _dtype(name: Any) -> np.dtype:
-    try:
-        return np.dtype(name)
-    except TypeError:
-        import ml_dtypes
-
-        return np.dtype(getattr(ml_dtypes, str(name)))
-
-
-def _parse_transform(item: Any) -> Transform:
-    if isinstance(item, str):
-        name, arg = item, None
-    elif isinstance(item, dict) and len(item) == 1:
-        (name, arg), = item.items()
-    else:
-        raise _Bad(f"a transform is a name or a one-key mapping ({{reshape: [12, 64, -1]}}), received {item!r}")
-    if name not in TRANSFORMS:
-        raise _Bad(f"unknown transform '{name}'{did_you_mean(str(name), TRANSFORMS)}; choose from {', '.join(TRANSFORMS)}")
-    if name == "cast":
-        if not isinstance(arg, str):
-            raise _Bad("cast needs a dtype: {cast: float32}")
-        try:
-            _dtype(arg)
-        except (TypeError, AttributeError):
-            raise _Bad(f"cast: '{arg}' is not a dtype (float32, float16, bfloat16, ...)") from None
-    elif name in ("transpose", "reshape") and arg is not None:
-        if not isinstance(arg, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in arg):
-            raise _Bad(f"{name} takes a list of integers, received {arg!r}")
-    elif name == "oihw_to_hwio" and arg is not None:
-        raise _Bad("oihw_to_hwio takes no argument")
-    return Transform(name, None if arg is None else (str(arg) if name == "cast" else tuple(arg)))
 
 
 # ---- rules -------------------------------------------------------------------------
@@ -168,7 +61,7 @@ def _template(text: str, part: str) -> tuple[re.Pattern[str], list[str]]:
     out.append(re.escape(text[pos:]))
     rest = _CAPTURE.sub("", text)
     if "{" in rest or "}" in rest:
-        raise _Bad(f"'{text}': a capture is a name in braces, such as {{i}}")
+        raise MappingProblem(f"'{text}': a capture is a name in braces, such as {{i}}")
     return re.compile("".join(out)), names
 
 
@@ -218,30 +111,30 @@ def compile_mapping(mapping: Any, locate: Callable[[tuple[Any, ...]], Location],
             for t in to:
                 treg, tcaps = _template(t, r"[^/]+")
                 if set(tcaps) != set(caps):
-                    raise _Bad(
+                    raise MappingProblem(
                         f"target '{t}' has captures {{{', '.join(tcaps)}}}, the pattern has {{{', '.join(caps)}}}: "
                         "both must name the same captures"
                     )
                 tregs.append(treg)
             if len(to) > 1 and split is None:
-                raise _Bad(f"{len(to)} targets split the tensor into parts: say along which axis with split: AXIS")
+                raise MappingProblem(f"{len(to)} targets split the tensor into parts: say along which axis with split: AXIS")
             if len(to) == 1 and split is not None:
-                raise _Bad("split: needs a list of targets under to:, one per part")
-        except _Bad as e:
+                raise MappingProblem("split: needs a list of targets under to:, one per part")
+        except MappingProblem as e:
             errors.append(SpecError("weights-pattern", str(e), locate(at), at))
             continue
         transforms = []
         for k, item in enumerate(raw):
             try:
-                transforms.append(_parse_transform(item))
-            except _Bad as e:
+                transforms.append(parse_transform(item))
+            except MappingProblem as e:
                 errors.append(SpecError("weights-transform", str(e), locate((*at, "transforms", k)), (*at, "transforms", k)))
         rules.append(Rule(pattern, tuple(to), split, tuple(transforms), locate(at), regex, tuple(tregs)))
     ignore = []
     for k, pattern in enumerate(mapping.ignore):
         try:
             ignore.append(_template(pattern, r"[^./]+")[0])
-        except _Bad as e:
+        except MappingProblem as e:
             errors.append(SpecError("weights-pattern", str(e), locate((*root, "ignore", k)), (*root, "ignore", k)))
     if errors:
         raise SpecErrors(errors)
@@ -496,7 +389,7 @@ def _check_use(use: Use, info: TensorInfo) -> tuple[str, str] | None:
         use.chain.append((shape, dtype))
         try:
             shape, dtype = t.shape(shape, dtype, slot.shape)
-        except _Bad as e:
+        except MappingProblem as e:
             return "weights-shape", f"{what} for variable '{slot.path}': {e}"
     if shape != slot.shape:
         after = f" after {rule.describe()}" if rule.transforms or rule.split is not None else ""
