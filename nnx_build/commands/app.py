@@ -30,10 +30,18 @@ Examples:
 
   nnx-build view build/cnn                 # the exported ONNX model in Netron (Ctrl-C stops)
 
+  nnx-build check specs/hf/all_minilm_l6_v2.yaml --weights model.safetensors   # mapping checked, no tensor read
+
+  nnx-build weights specs/hf/all_minilm_l6_v2.yaml --weights ckpt/tuned --like model.safetensors --out tuned.safetensors
+
+  nnx-build check specs/zoo/llama_7b.yaml --mesh fsdp=8 --optimizer adamw   # bytes per device, planned
+
+  nnx-build launch -n 2 --devices-per-process 4 -- train spec.yaml --data d.npz --mesh data=2,model=4
+
   nnx-build schema --out schema/nnx-spec.schema.json
 
-Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin and
---plugins-from-entry-points.
+Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin,
+--plugins-from-entry-points and --mesh.
 """
 
 app = typer.Typer(
