@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "exchange", "make_temp_dir", "replace_dir", "umask"]
+__all__ = ["atomic_write_text", "exchange", "make_temp_dir", "replace_dir", "restore_aside", "umask"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -37,6 +38,7 @@ def make_temp_dir(out: Path) -> Path:
     """A new empty folder ``.NAME.*.tmp`` beside ``out``, with ordinary (umask) permissions."""
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
+    restore_aside(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the result is an ordinary folder
     return tmp
@@ -64,9 +66,13 @@ def replace_dir(tmp: Path, out: Path, *, force: bool) -> None:
 
     An existing ``out`` is replaced only with ``force``: swapped with ``tmp`` in one atomic
     step where the system can (``out`` is the old folder or the new one at every instant),
-    else moved aside, replaced, then deleted. Raises :class:`FileExistsError` without
+    else moved aside (``.NAME.*.old``), replaced, then renamed ``.NAME.*.del`` and deleted.
+    A process killed between moving the old folder aside and moving the new one in leaves
+    nothing at ``out`` and the complete old folder aside: :func:`restore_aside` (run by the
+    next :func:`make_temp_dir` or :func:`replace_dir`) puts it back. Raises :class:`FileExistsError` without
     ``force`` and :class:`OSError` (``out`` left as it was) when a rename fails.
     """
+    restore_aside(out)
     if not (out.exists() or out.is_symlink()):
         os.rename(tmp, out)
         return
@@ -83,4 +89,22 @@ def replace_dir(tmp: Path, out: Path, *, force: bool) -> None:
     except OSError:
         os.rename(aside, out)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    doomed = aside.with_suffix(".del")  # only a complete old folder is ever named .old
+    try:
+        os.rename(aside, doomed)
+    except OSError:  # the new folder is in place: a failed clean-up is no failed replacement
+        doomed = aside
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def restore_aside(out: Path) -> None:
+    """Puts back the old folder a killed :func:`replace_dir` left aside, if ``out`` is missing."""
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        return
+    asides = [p for p in out.parent.glob(f".{glob.escape(out.name)}.*.old") if p.is_dir() and not p.is_symlink()]
+    if asides:
+        newest = max(asides, key=lambda p: p.stat().st_ctime_ns)
+        try:
+            os.rename(newest, out)
+        except OSError:
+            pass  # another process got there first, or the folder is read-only: out stays as it was
