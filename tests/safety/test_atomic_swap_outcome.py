@@ -170,3 +170,42 @@ def test_every_interruption_leaves_the_complete_old_or_the_complete_new_folder(t
     expected = (["exchange", "rmtree"] if exchange_works
                 else ["exchange", "mkdtemp", "rmdir", "rename", "rename", "rename", "rmtree"])
     assert steps == expected, steps  # the steps interrupted above were all the steps there are
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_the_next_export_sweeps_what_killed_runs_left_and_nothing_else(tmp_path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    write_tree(out, OLD)
+    dead, alive = dead_pid(), os.getpid()
+    names = {
+        f".model.{dead}.abc123_x.tmp": False,  # a killed run's: deleted
+        ".model.k9x2_qq.del": False,  # an old folder a killed run was deleting: deleted
+        f".model.{alive}.def456xy.tmp": True,  # a running export's
+        ".model.ghi789zz.tmp": True,  # no process id: kept
+        f".model.v2.{dead}.abc123_x.tmp": True,  # another export's (model.v2)
+        ".model.v2.k9x2_qq.del": True,
+        ".model.k9x2_qq.old": True,  # an old folder is put back, never deleted (out exists here)
+    }
+    for name in names:
+        write_tree(tmp_path / name, {"f": b"x"})
+    tmp = fileio.make_temp_dir(out)
+    assert tmp.name.startswith(f".model.{alive}.") and tmp.name.endswith(".tmp")
+    kept = {name: (tmp_path / name).is_dir() for name in names}
+    assert kept == names
+    assert tree(out) == hashes(OLD)
+
+
+def test_an_old_folder_is_put_back_only_for_its_own_export(tmp_path) -> None:
+    write_tree(tmp_path / ".model.v2.k9x2_qq.old", NEW)  # model.v2's, killed while replacing
+    fileio.make_temp_dir(tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    fileio.make_temp_dir(tmp_path / "model.v2")
+    assert tree(tmp_path / "model.v2") == hashes(NEW)
