@@ -209,3 +209,60 @@ def test_an_old_folder_is_put_back_only_for_its_own_export(tmp_path) -> None:
     assert not (tmp_path / "model").exists()
     fileio.make_temp_dir(tmp_path / "model.v2")
     assert tree(tmp_path / "model.v2") == hashes(NEW)
+
+
+KILL_AT_STEP = """
+import os, shutil, signal, sys, tempfile
+from pathlib import Path
+from nnx_build import fileio
+
+at, exchange_works, tmp, out = int(sys.argv[1]), sys.argv[2] == "1", Path(sys.argv[3]), Path(sys.argv[4])
+calls = [0]
+
+def step(real):
+    def call(*a, **k):
+        calls[0] += 1
+        if calls[0] - 1 == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+    return call
+
+fileio.os.rename = step(os.rename)
+fileio.exchange = step(fileio.exchange if exchange_works else (lambda a, b: False))
+fileio.shutil.rmtree = step(shutil.rmtree)
+fileio.tempfile.mkdtemp = step(tempfile.mkdtemp)
+fileio.replace_dir(tmp, out, force=True)
+print(calls[0])
+"""
+
+
+@pytest.mark.parametrize("path", ["exchange", "fallback"])
+def test_sigkill_at_every_step_leaves_the_complete_old_or_the_complete_new_folder(tmp_path, path) -> None:
+    """The same in a real process, SIGKILLed just before each step (so no handler, no ``finally``)."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    exchange_works = path == "exchange"
+    if exchange_works and not exchange_supported(tmp_path):
+        pytest.skip("renameat2(RENAME_EXCHANGE) is not available on this system or file system")
+    at, killed = 0, []
+    while True:
+        base = tmp_path / f"at{at}"
+        tmp, out = setup(base)
+        proc = subprocess.run([sys.executable, "-c", KILL_AT_STEP, str(at), str(int(exchange_works)), str(tmp), str(out)],
+                              capture_output=True, text=True, cwd=root, timeout=60)
+        if proc.returncode == -signal.SIGKILL:
+            killed.append(at)
+            if tree(out) is None and not exchange_works:  # the fallback's window: put back by the next export
+                fileio.make_temp_dir(out)
+                assert tree(out) == hashes(OLD), f"killed at step {at}: the old folder was not put back"
+            assert tree(out) in (hashes(OLD), hashes(NEW)), f"killed at step {at}: {tree(out)}"
+            at += 1
+            continue
+        assert proc.returncode == 0, proc.stderr
+        assert int(proc.stdout) == at  # completed: every step was killed once before
+        assert tree(out) == hashes(NEW)
+        break
+    assert killed == list(range(2 if exchange_works else 6))
