@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -22,7 +23,7 @@ END = "<!-- END report.py -->"
 NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts")
 
 
-def load(name: str) -> dict | None:
+def load(name: str) -> dict[str, Any] | None:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else None
 
@@ -31,7 +32,7 @@ def mark(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**not met**")
 
 
-def when(d: dict) -> str:
+def when(d: dict[str, Any]) -> str:
     date = d.get("machine", {}).get("date")
     return date[:10] if date else "undated"
 
@@ -40,7 +41,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     """(benchmark, target, result, verdict, run date) for every figure of every results file."""
     out: list[tuple[str, str, str, str, str]] = []
 
-    def add(d: dict, row: tuple[str, str, str, str]) -> None:
+    def add(d: dict[str, Any], row: tuple[str, str, str, str]) -> None:
         out.append((*row, when(d)))
     d = load("parity")
     if d:
@@ -67,7 +68,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             "≤ 1.1",
             f"{r['fast_path_over_raw_jit']:.3f} ({us['fast_path']:.1f} vs {us['raw_jit']:.1f} µs)"
             + (f"; calls pipelined: {pr['fast_path_over_raw_jit']:.3f} ({pus['fast_path']:.1f} vs {pus['raw_jit']:.1f} µs)"
-               if pr else ""),
+               if pr and pus else ""),
             mark(d["met"]["fast_path_over_raw_jit"]),
         ))
         add(d, (
@@ -75,7 +76,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             "≥ 10",
             f"{r['nnx_jit_over_fast_path']:.1f} ({us['nnx_jit']:.0f} vs {us['fast_path']:.1f} µs)"
             + (f"; pipelined: {pr['nnx_jit_over_fast_path']:.1f} ({pus['nnx_jit']:.0f} vs {pus['fast_path']:.1f} µs)"
-               if pr else ""),
+               if pr and pus else ""),
             mark(d["met"]["nnx_jit_over_fast_path"]),
         ))
     d = load("depth")
