@@ -50,7 +50,8 @@ def main() -> int:
         r["met"] = r["seconds"] < 5.0 and r["peak_rss_mb"] < 1024
     result = {
         "benchmark": "check_scale",
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"date": __import__("time").strftime("%Y-%m-%dT%H:%M:%SZ", __import__("time").gmtime()),
+                    "platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "targets": {"seconds": 5.0, "peak_rss_mb": 1024},
         "load_avg_1m": round(__import__("os").getloadavg()[0], 2),
         "results": results,

@@ -1,17 +1,29 @@
 """Prints the results table of benchmarks/README.md from benchmarks/results/*.json.
 
-Usage: python benchmarks/report.py   (after `make bench`)
+Usage: python benchmarks/report.py            (after `make bench`) prints the table
+       python benchmarks/report.py --readme   writes it into benchmarks/README.md, between
+                                              the BEGIN/END report.py markers
+
+Every figure comes from a results file; the "run" column is the date the script wrote it
+("undated": written before the scripts recorded the date).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+BEGIN = "<!-- BEGIN report.py: generated from benchmarks/results/*.json, do not edit by hand -->"
+END = "<!-- END report.py -->"
+NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts")
 
 
-def load(name: str) -> dict | None:
+def load(name: str) -> dict[str, Any] | None:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else None
 
@@ -20,41 +32,57 @@ def mark(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**not met**")
 
 
-def rows() -> list[tuple[str, str, str, str]]:
-    out: list[tuple[str, str, str, str]] = []
+def when(d: dict[str, Any]) -> str:
+    date = d.get("machine", {}).get("date")
+    return date[:10] if date else "undated"
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    """(benchmark, target, result, verdict, run date) for every figure of every results file."""
+    out: list[tuple[str, str, str, str, str]] = []
+
+    def add(d: dict[str, Any], row: tuple[str, str, str, str]) -> None:
+        out.append((*row, when(d)))
     d = load("parity")
     if d:
         for name, m in d["models"].items():
             hlo = m["hlo"]
-            same = "identical" if hlo["identical"] else (
-                f"same {hlo['lines'][0]} lines but {hlo['differing_lines']} differ"
-                + (" (same instructions, another order)" if hlo.get("same_instructions_in_another_order") else "")
+            same = f"identical ({hlo['instructions']} instructions)" if hlo["identical"] else (
+                f"same {hlo['lines'][0]} lines"
+                + (" and instructions in another order" if hlo.get("same_instructions_in_another_order") else "")
+                + f", {hlo['differing_lines']} lines differ"
             )
-            out.append((
-                f"parity `{name}`: built / hand-written NNX, both `jax.jit`",
+            shape = "×".join(str(n) for n in m["input"]["shape"])
+            add(d, (
+                f"parity `{name}` ({m['params']:,} params, input {shape}): built / hand-written NNX, both `jax.jit`",
                 "≤ 1.02",
-                f"{m['ratio_built_over_hand']:.3f} ({m['ms']['built']:.1f} vs {m['ms']['hand']:.1f} ms); HLO {same}",
+                f"{m['ratio_built_over_hand']:.3f} ({m['ms']['built']:.1f} vs {m['ms']['hand']:.1f} ms); optimised HLO {same}",
                 mark(m["met"]),
             ))
     d = load("dispatch")
     if d:
         r, us = d["ratios"], d["latency_us"]
-        out.append((
-            "dispatch: fast path / raw `jax.jit` (per call)",
+        pr, pus = d.get("pipelined_ratios"), d.get("pipelined_us")
+        add(d, (
+            f"dispatch: fast path / raw `jax.jit` (per call, each result awaited; batch {d['batch']})",
             "≤ 1.1",
-            f"{r['fast_path_over_raw_jit']:.3f} ({us['fast_path']:.1f} vs {us['raw_jit']:.1f} µs)",
+            f"{r['fast_path_over_raw_jit']:.3f} ({us['fast_path']:.1f} vs {us['raw_jit']:.1f} µs)"
+            + (f"; calls pipelined: {pr['fast_path_over_raw_jit']:.3f} ({pus['fast_path']:.1f} vs {pus['raw_jit']:.1f} µs)"
+               if pr and pus else ""),
             mark(d["met"]["fast_path_over_raw_jit"]),
         ))
-        out.append((
-            "dispatch: `nnx.jit` / fast path (per call)",
+        add(d, (
+            "dispatch: `nnx.jit` on the module / fast path (per call)",
             "≥ 10",
-            f"{r['nnx_jit_over_fast_path']:.1f} ({us['nnx_jit']:.0f} vs {us['fast_path']:.1f} µs)",
+            f"{r['nnx_jit_over_fast_path']:.1f} ({us['nnx_jit']:.0f} vs {us['fast_path']:.1f} µs)"
+            + (f"; pipelined: {pr['nnx_jit_over_fast_path']:.1f} ({pus['nnx_jit']:.0f} vs {pus['fast_path']:.1f} µs)"
+               if pr and pus else ""),
             mark(d["met"]["nnx_jit_over_fast_path"]),
         ))
     d = load("depth")
     if d:
         res, ratio = d["results"], d["ratio_48_over_4"]
-        out.append((
+        add(d, (
             "depth: export + compile, 48 / 4 scanned blocks",
             "≤ 1.3",
             f"{ratio['scan']:.2f} ({res['scan_48']['total_s']:.2f} vs {res['scan_4']['total_s']:.2f} s)"
@@ -63,14 +91,20 @@ def rows() -> list[tuple[str, str, str, str]]:
                 f"({res['unrolled_48']['total_s']:.2f} vs {res['unrolled_4']['total_s']:.2f} s)"
                 if "unrolled" in ratio
                 else ""
+            )
+            + (
+                f"; StableHLO at 48 blocks {res['scan_48']['mlir_chars'] / 1e3:.0f} K characters scanned vs "
+                f"{res['unrolled_48']['mlir_chars'] / 1e6:.2f} M unrolled"
+                if "unrolled_48" in res
+                else ""
             ),
             mark(d["met"]),
         ))
     d = load("check_scale")
     if d:
         for r in d["results"]:
-            out.append((
-                f"scale: `check` {Path(r['spec']).stem} ({r['total_params'] / 1e9:.2f} B params)",
+            add(d, (
+                f"scale: `check` of `{r['spec']}` ({r['total_params']:,} params)",
                 "< 5 s, < 1 GB",
                 f"{r['seconds']:.2f} s process ({r.get('check_seconds', float('nan')):.2f} s check), {r['peak_rss_mb']:.0f} MB",
                 mark(r.get("met")),
@@ -83,16 +117,16 @@ def rows() -> list[tuple[str, str, str, str]]:
                 continue
             s = st[stage]
             if "error" in s:
-                out.append((f"scale: {stage} 1.1 B", "recorded", f"failed: {s['error']}", "—"))
+                add(d, (f"scale: {stage} 1.1 B", "recorded", f"failed: {s['error']}", "—"))
                 continue
             extra = f"(build {s['build_s']:.0f} s, first forward {s['first_forward_s']:.1f} s)" if stage == "build" else \
                 "(" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages_s"].items() if v >= 0.5) + ")"
             seconds = f"{s['seconds']:.0f} s {extra}, peak RSS {s['peak_rss_mb'] / 1024:.1f} GB"
-            out.append((f"scale: {stage.replace('_', ' ')} of 1.1 B params", "recorded", seconds, "recorded"))
+            add(d, (f"scale: {stage.replace('_', ' ')} of 1.1 B params", "recorded", seconds, "recorded"))
     d = load("weights_memory")
     if d:
         c = d["cases"]
-        out.append((
+        add(d, (
             f"weights: peak RSS of `build --weights`, {d['weights_bytes'] / 1e9:.2f} GB float32 safetensors / weights' bytes",
             f"≤ {d['target_peak_over_weights']}",
             f"{c['own_names']['peak_over_weights']:.3f} in the model's names, {c['torch_names']['peak_over_weights']:.3f} in torch "
@@ -103,10 +137,12 @@ def rows() -> list[tuple[str, str, str, str]]:
     d = load("efficiency")
     if d:
         g = d["gflop_per_s"]
-        out.append((
-            "efficiency: large MLP FLOP/s / bare matmuls",
+        widths = "↔".join(str(n) for n in d["shapes"][0])
+        add(d, (
+            f"efficiency: MLP ({len(d['shapes'])} Linear {widths}, batch {d['batch']}) matmul FLOP/s / bare matmuls",
             "≥ 0.70",
-            f"{d['efficiency_built_over_bare']:.2f} ({g['built']:.1f} vs {g['bare_matmul']:.1f} GFLOP/s)",
+            f"{d['efficiency_built_over_bare']:.2f} ({g['built']:.1f} vs {g['bare_matmul']:.1f} GFLOP/s"
+            + (f"; one bare matmul alone: {g['single_matmul']:.1f}" if "single_matmul" in g else "") + ")",
             mark(d["met"]),
         ))
     d = load("artifacts")
@@ -115,20 +151,56 @@ def rows() -> list[tuple[str, str, str, str]]:
             r = m["latency_ratio_to_fast_path"]
             parts = [f"{t} {r[t]:.2f}" for t in ("savedmodel", "onnx", "stablehlo", "nnx_jit") if t in r]
             parts += [f"{t}: not run" for t in m["errors"]]
-            what = f"artifacts `{name}` (batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): latency / fast path"
-            out.append((what, "reported", ", ".join(parts), "recorded"))
+            what = (f"artifacts `{name}` ({m['params']:,} params, batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): "
+                    "latency / fast path")
+            add(d, (what, "reported", ", ".join(parts), "recorded"))
     return out
 
 
-def main() -> int:
-    print("| benchmark | target | result | |")
-    print("|---|---|---|---|")
-    for row in rows():
-        print("| " + " | ".join(row) + " |")
+def max_artifact_error() -> float | None:
+    d = load("artifacts")
+    if not d:
+        return None
+    errs = [r["max_abs_err"] for m in d["models"].values() for r in m["results"].values()
+            if isinstance(r, dict) and "max_abs_err" in r]
+    return max(errs) if errs else None
+
+
+def render() -> str:
+    """The table and the machine it ran on, as in benchmarks/README.md."""
+    lines = ["| benchmark | target | result | | run |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows()]
     m = (load("dispatch") or load("parity") or {}).get("machine")
     if m:
-        print(f"\nMachine: {m['cpu_model']}, {m['cpus']} CPUs, {m.get('mem_gb', '?')} GB, {m['platform']}; "
-              + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f"; load average at start {m.get('load_avg_1m', '?')}.")
+        lines.append("")
+        lines.append(f"Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m.get('mem_gb', '?')} GB, {m['platform']}; "
+                     + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".")
+    loads = [d["machine"]["load_avg_1m"] for d in map(load, NAMES) if d and "load_avg_1m" in d.get("machine", {})]
+    if loads:
+        lines.append(f"Load average when each script started: {min(loads):.2f}–{max(loads):.2f} (2 cores, shared).")
+    err = max_artifact_error()
+    if err is not None:
+        lines.append(f"Largest difference of an artifact's output from the fast path's: {err:.2g}.")
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(text: str) -> str:
+    """The generated part of ``text`` (between the markers), without them."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:end].strip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--readme"]:
+        text = README.read_text(encoding="utf-8")
+        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+        README.write_text(text[:start] + "\n" + render() + text[end:], encoding="utf-8")
+        return 0
+    if argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(render(), end="")
     return 0
 
 

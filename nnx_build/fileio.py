@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "exchange", "make_temp_dir", "replace_dir", "umask"]
+__all__ = ["atomic_write_text", "exchange", "make_temp_dir", "replace_dir", "restore_aside", "sweep_stale", "umask"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -34,10 +35,18 @@ def umask() -> int:
 
 
 def make_temp_dir(out: Path) -> Path:
-    """A new empty folder ``.NAME.*.tmp`` beside ``out``, with ordinary (umask) permissions."""
+    """A new empty folder ``.NAME.PID.*.tmp`` beside ``out``, with ordinary (umask) permissions.
+
+    First puts back an old folder a killed replacement left aside (:func:`restore_aside`)
+    and deletes what killed runs left: ``.NAME.PID.*.tmp`` folders of processes that no
+    longer run on this machine (POSIX only; the PID is this machine's) and ``.NAME.*.del``
+    folders.
+    """
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    restore_aside(out)
+    sweep_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=parent))
     os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the result is an ordinary folder
     return tmp
 
@@ -64,9 +73,14 @@ def replace_dir(tmp: Path, out: Path, *, force: bool) -> None:
 
     An existing ``out`` is replaced only with ``force``: swapped with ``tmp`` in one atomic
     step where the system can (``out`` is the old folder or the new one at every instant),
-    else moved aside, replaced, then deleted. Raises :class:`FileExistsError` without
-    ``force`` and :class:`OSError` (``out`` left as it was) when a rename fails.
+    else moved aside (``.NAME.*.old``), replaced, then renamed ``.NAME.*.del`` and deleted.
+    A process killed between moving the old folder aside and moving the new one in leaves
+    nothing at ``out`` and the complete old folder aside: :func:`restore_aside` (run by the
+    next :func:`make_temp_dir` or :func:`replace_dir`) puts it back. Raises
+    :class:`FileExistsError` without ``force`` and :class:`OSError` (``out`` left as it was)
+    when a rename fails.
     """
+    restore_aside(out)
     if not (out.exists() or out.is_symlink()):
         os.rename(tmp, out)
         return
@@ -83,4 +97,47 @@ def replace_dir(tmp: Path, out: Path, *, force: bool) -> None:
     except OSError:
         os.rename(aside, out)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    doomed = aside.with_suffix(".del")  # only a complete old folder is ever named .old
+    try:
+        os.rename(aside, doomed)
+    except OSError:  # the new folder is in place: a failed clean-up is no failed replacement
+        doomed = aside
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, say
+        return True
+    return True
+
+
+def sweep_stale(out: Path) -> None:
+    """Deletes the temporary folders killed runs left beside ``out`` (see :func:`make_temp_dir`)."""
+    prefix = f".{out.name}."
+    for p in out.parent.glob(f"{glob.escape(prefix)}*"):
+        if not p.is_dir() or p.is_symlink():
+            continue
+        parts = p.name[len(prefix):].split(".")  # [RANDOM, "del"] or [PID, RANDOM, "tmp"], not another NAME's
+        if (len(parts) == 2 and parts[1] == "del") or (
+            len(parts) == 3 and parts[2] == "tmp" and parts[0].isdigit() and os.name == "posix" and not _running(int(parts[0]))
+        ):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def restore_aside(out: Path) -> None:
+    """Puts back the old folder a killed :func:`replace_dir` left aside, if ``out`` is missing."""
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        return
+    prefix = f".{out.name}."
+    asides = [p for p in out.parent.glob(f"{glob.escape(prefix)}*.old")
+              if "." not in p.name[len(prefix):-len(".old")] and p.is_dir() and not p.is_symlink()]
+    if asides:
+        newest = max(asides, key=lambda p: p.stat().st_ctime_ns)
+        try:
+            os.rename(newest, out)
+        except OSError:
+            pass  # another process got there first, or the folder is read-only: out stays as it was
