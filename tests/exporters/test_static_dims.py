@@ -177,3 +177,19 @@ def test_api_rejects_non_positive_size(tmp_path: Path) -> None:
     spec.write_text(SEQ)
     with pytest.raises(ExportError, match="positive integer"):
         export(spec, tmp_path / "out", to="stablehlo", verify=False, dims={"seq": -1})
+
+
+def test_built_module_takes_dims(tmp_path: Path) -> None:
+    import nnx_build
+    from nnx_build.exporters import ExportError, export
+
+    spec = tmp_path / "seq.yaml"
+    spec.write_text(SEQ)
+    model = nnx_build.build(spec)
+    with pytest.raises(ExportError, match=r"unknown dim 'seqs' \(did you mean 'seq'\?\)"):
+        export(model, tmp_path / "bad", to="stablehlo", verify=False, dims={"seqs": 4})
+    result = export(model, tmp_path / "out", to="stablehlo", verify=False, dims={"batch": 1, "seq": 4})
+    assert result.manifest["static_dims"] == {"batch": 1, "seq": 4}
+    assert result.manifest["entries"][0]["inputs"][0]["shape"] == [1, 4, 4]
+    sig = _main_types((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
+    assert "tensor<1x4x4xf32>" in sig and "tensor<1x4x2xf32>" in sig and "?" not in sig
