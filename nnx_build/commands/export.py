@@ -57,6 +57,38 @@ ArgsOpt = Annotated[
     bool, typer.Option("--weights-as-args", help="StableHLO: keep weights as @main arguments, weights.npz beside (large models).")
 ]
 VersionOpt = Annotated[int, typer.Option("--version", help="SavedModel version folder (TF Serving layout).")]
+DimsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dims",
+        metavar="NAME=SIZE,...",
+        help="Fix named dims to concrete sizes in every target, e.g. batch=1,seq=128 (static shapes; verified at those sizes).",
+        show_default=False,
+    ),
+]
+
+
+def _dims(values: list[str] | None) -> dict[str, int] | None:
+    """``["batch=1,seq=128"]`` as ``{"batch": 1, "seq": 128}``."""
+    from ..exporters.errors import ExportError
+
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ExportError("--dims is given once (several static variants in one folder are not supported); export each variant to its own folder")
+    dims: dict[str, int] = {}
+    for item in (s.strip() for s in values[0].split(",")):
+        name, eq, size = (p.strip() for p in item.partition("="))
+        if not item:
+            continue
+        if not eq or not name or not size.isdigit() or int(size) < 1:
+            raise ExportError(f"--dims takes NAME=SIZE pairs separated by commas (batch=1,seq=128), received '{item}'")
+        if name in dims:
+            raise ExportError(f"--dims gives '{name}' twice")
+        dims[name] = int(size)
+    if not dims:
+        raise ExportError(f"--dims takes NAME=SIZE pairs separated by commas (batch=1,seq=128), received '{values[0]}'")
+    return dims
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -108,6 +140,7 @@ def export_cmd(
     batch_sizes: BatchOpt = "1,7",
     weights_as_args: ArgsOpt = False,
     version: VersionOpt = 1,
+    dims: DimsOpt = None,
     limit: LimitOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
@@ -121,7 +154,9 @@ def export_cmd(
     files with sha256, verification), stablehlo/, savedmodel/1/ (TF Serving) and onnx/.
     Written to a temporary folder beside OUT and renamed when complete; an existing OUT is
     kept unless --force. Verification varies every named dim and draws token ids over
-    their embedding's range. When a target fails, the error names the targets that
+    their embedding's range. --dims fixes named dims to concrete sizes (static shapes for
+    compilers that refuse dynamic ones, such as IREE on depthwise convolutions); those
+    dims are then verified at their fixed size only. When a target fails, the error names the targets that
     succeeded and the command that exports just those.
 
     Examples:
@@ -132,6 +167,8 @@ def export_cmd(
 
       nnx-build export spec.yaml --to stablehlo --platforms cpu,cuda,tpu --out build/m
 
+      nnx-build export spec.yaml --dims batch=1,seq=128 --out build/m-static
+
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
@@ -141,7 +178,7 @@ def export_cmd(
         result = export(
             spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
             tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
-            version=version, console=console(stderr=True), options=options,
+            version=version, dims=_dims(dims), console=console(stderr=True), options=options,
         )
     except PartialExportError as e:
         if not e.succeeded:
@@ -150,6 +187,7 @@ def export_cmd(
             "--weights": weights, "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
             "--seed": seed, "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
             "--weights-as-args": weights_as_args, "--version": None if version == 1 else version,
+            "--dims": dims[0] if dims else None,
             "--max-params": max_params, "--max-bytes": max_bytes,
         }
         argv = ["nnx-build", "export", str(spec), "--out", str(out), "--to", ",".join(e.succeeded)]

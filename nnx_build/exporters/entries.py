@@ -17,7 +17,7 @@ from .common import MAIN, Entry, OutputInfo
 from .errors import ConversionError, ExportError
 from .manifest import spec_record
 
-__all__ = ["Subject", "from_model", "from_spec", "integer_ranges", "is_built_module", "trace_entries"]
+__all__ = ["Subject", "fix_dims", "from_model", "from_spec", "integer_ranges", "is_built_module", "trace_entries"]
 
 
 @dataclass
@@ -89,14 +89,36 @@ def _load_weights(model: Any, weights: str | os.PathLike[str], step: int | None,
     load_weights(model, _step_path(weights, step), program=program)
 
 
-def trace_entries(model: Any, scope: Any) -> list[Entry]:
-    """``main`` (``__call__``) and every spec method, traced with symbolic shapes."""
+def fix_dims(inputs: tuple[Any, ...], dims: dict[str, int]) -> tuple[Any, ...]:
+    """``inputs`` with the named dims in ``dims`` replaced by their concrete sizes."""
+    from dataclasses import replace
+
+    return tuple(replace(i, shape=tuple(dims.get(d, d) if isinstance(d, str) else d for d in i.shape)) for i in inputs)
+
+
+def _check_dims(dims: dict[str, int], known: set[str]) -> None:
+    from ..errors import did_you_mean
+
+    for name, size in dims.items():
+        if name not in known:
+            have = f"the inputs' named dims are {', '.join(sorted(known))}" if known else "the inputs have no named dims"
+            raise ExportError(f"unknown dim '{name}'{did_you_mean(name, sorted(known))}; {have}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ExportError(f"dim '{name}' must be a positive integer, received {size!r}")
+
+
+def trace_entries(model: Any, scope: Any, dims: dict[str, int] | None = None) -> list[Entry]:
+    """``main`` (``__call__``) and every spec method, traced with symbolic shapes.
+
+    ``dims`` fixes named dims to concrete sizes (``{"batch": 1}``): those are static in
+    every entry's inputs and outputs; a name no input uses is an :class:`ExportError`.
+    """
     import jax
 
     from ..fastpath import fast_forward
     from .common import symbolic_args
 
-    entries = []
+    found = []
     for method in [None, *(m for m, _ in scope.methods)]:
         name = MAIN if method is None else method
         if method == MAIN:
@@ -106,8 +128,14 @@ def trace_entries(model: Any, scope: Any) -> list[Entry]:
         if len(ff.inputs) != len(graph.inputs):
             missing = [n for n in graph.inputs if n not in dict(graph.input_specs)]
             raise ExportError(f"entry '{name}': input(s) {', '.join(missing)} have no shape and dtype in the spec; declare them to export")
+        found.append((name, ff))
+    if dims:
+        _check_dims(dims, {d for _, ff in found for i in ff.inputs for d in i.shape if isinstance(d, str)})
+    entries = []
+    for name, ff in found:
+        inputs = fix_dims(ff.inputs, dims or {})
         try:
-            shapes = jax.eval_shape(ff.closed(), *symbolic_args(ff.inputs))
+            shapes = jax.eval_shape(ff.closed(), *symbolic_args(inputs))
         except Exception as e:
             raise ConversionError(f"entry '{name}' cannot be traced with symbolic shapes: {e}") from e
         leaves = tuple(shapes) if isinstance(shapes, tuple | list) else (shapes,)
@@ -120,7 +148,7 @@ def trace_entries(model: Any, scope: Any) -> list[Entry]:
             OutputInfo(n, tuple(d if isinstance(d, int) else str(d) for d in s.shape), str(s.dtype))
             for n, s in zip(out_names, leaves, strict=True)
         )
-        entries.append(Entry(name, ff, ff.inputs, outputs))
+        entries.append(Entry(name, ff, inputs, outputs))
     return entries
 
 

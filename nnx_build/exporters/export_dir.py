@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ def export(
     batch_sizes: Sequence[int] = (1, 7),
     weights_as_args: bool = False,
     version: int = 1,
+    dims: Mapping[str, int] | None = None,
     console: Any | None = None,
     options: Any = None,
 ) -> ExportResult:
@@ -88,6 +89,9 @@ def export(
       batch_sizes: batch sizes verified (every other named dim varies with them).
       weights_as_args: StableHLO keeps the weights as ``@main`` arguments, ``weights.npz`` beside.
       version: the SavedModel version folder (TF Serving).
+      dims: fixes named dims to concrete sizes in every target (``{"batch": 1}``): static
+        shapes for compilers that want them; verification runs at those sizes (the other
+        named dims still vary). A name no input uses is an :class:`ExportError`.
       console: a rich Console for progress; ``None`` is silent.
       options: a :class:`nnx_build.pipeline.Options` (limits, budgets, plugins) for the build.
 
@@ -109,6 +113,7 @@ def export(
         raise ExportError(f"{out} exists and is not a folder")
     if weights is not None and not Path(weights).exists():
         raise WeightsError(f"weights file {weights} does not exist")
+    static = {str(k): v for k, v in (dims or {}).items()}
     if verify and len(batch_sizes) < 1:
         raise ExportError("verification needs at least one batch size")
 
@@ -121,7 +126,7 @@ def export(
                     subject = from_model(model_or_spec, weights)
                 else:
                     subject = from_spec(model_or_spec, seed, weights, options=options)
-                entries = trace_entries(subject.model, subject.scope)
+                entries = trace_entries(subject.model, subject.scope, static)
                 nbytes = entries[0].ff.weight_bytes()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
             artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
@@ -136,6 +141,7 @@ def export(
                 targets=done,
                 platforms=list(conversion.platforms),
                 dims=subject.dims,
+                **({"static_dims": static} if static else {}),
                 entries=[e.to_json() for e in entries],
                 artifacts=artifacts,
             )
@@ -143,7 +149,8 @@ def export(
             manifest["verification"] = {"status": "skipped"}
             write_manifest(tmp, manifest)
             if verify:
-                with progress.stage("verify", f"reloading in a fresh process, batch {', '.join(map(str, batch_sizes))}") as info:
+                fixed = f" ({', '.join(f'{d}={n}' for d, n in static.items())} fixed)" if static else ""
+                with progress.stage("verify", f"reloading in a fresh process, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
                     ranges = integer_ranges(subject.model, subject.scope)
                     record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance)
                     manifest["verification"] = record

@@ -5,6 +5,8 @@ size and every other named dim a size of its own (``batch size + 1``, ``+ 2``, .
 name order), so that no two dims are equal by accident and each varies between rounds.
 When the JAX model refuses those sizes (a reshape needing a multiple, a sequence longer
 than its positional table) the round falls back to the spec's example sizes (``dims:``).
+Dims fixed at export (``--dims``) are plain sizes in the manifest and are not varied; with
+no named dim left there is one round.
 Integer inputs read by an ``Embed`` are drawn in ``[0, num_embeddings)``; other integer and
 boolean inputs in ``{0, 1}``; floating inputs from a standard normal.
 """
@@ -80,6 +82,8 @@ def draw_inputs(
     """
     batch, others = _dim_names(entries)
     drawn = Drawn(batch_dim=batch)
+    if batch is None:
+        batch_sizes = batch_sizes[:1]  # every shape is static: one round
     for r, b in enumerate(batch_sizes):
         varied = {**({batch: b} if batch else {}), **{d: b + j + 1 for j, d in enumerate(others)}}
         example = {**({batch: b} if batch else {}), **{d: int(dims.get(d, 1)) for d in others}}

@@ -3,9 +3,9 @@
 Per entry point ``NAME`` (``main`` or a spec method), in ``DIR/stablehlo/``:
 
 * ``NAME.mlir``: StableHLO text whose ``@main`` takes only the model inputs (weights are
-  constants), named dims dynamic (``tensor<?x2xf32>``); JAX's ``shape_assertion`` custom
-  calls are removed, so any StableHLO consumer can compile it. Lowered for the first
-  platform; ``NAME.<platform>.mlir`` for each further one.
+  constants), named dims dynamic (``tensor<?x2xf32>``) unless ``dims`` fixes them; JAX's
+  ``shape_assertion`` custom calls are removed, so any StableHLO consumer can compile it.
+  Lowered for the first platform; ``NAME.<platform>.mlir`` for each further one.
 * ``NAME.jax_export``: ``jax.export`` serialized (all platforms, shape checks kept);
   reload with ``jax.export.deserialize(open(p, "rb").read()).call(x)``.
 
