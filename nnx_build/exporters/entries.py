@@ -51,12 +51,10 @@ def from_spec(
     from .. import pipeline
 
     opts = pipeline.make_options(options, seed=seed, weights=None if weights is None else _step_path(weights, step))
-    program = pipeline.compile(spec, opts)
-    report = pipeline.check(program, opts)
-    # the variables come from the weights (no random initialisation first)
-    model = pipeline.load_weights(pipeline.allocate(program, opts, nbytes=report.total_bytes), opts, program)
+    built = pipeline.build(spec, opts)  # the variables come from the weights (no random initialisation first)
+    program = built.program
     seed = program.spec.seed if opts.seed is None else opts.seed
-    return Subject(model, program.root, dict(program.dims), seed, spec_record(spec, program.spec.name))
+    return Subject(built.model, program.root, dict(program.dims), seed, spec_record(spec, program.spec.name))
 
 
 def from_model(model: Any, weights: str | os.PathLike[str] | None) -> Subject:
