@@ -92,7 +92,8 @@ class SpecSession:
         from .. import pipeline
 
         report = self.report  # shape problems surface as located errors first
-        return pipeline.allocate(self.program, self.options, nbytes=report.total_bytes, rngs=nnx.Rngs(seed))
+        model = pipeline.allocate(self.program, self.options, nbytes=report.total_bytes, rngs=nnx.Rngs(seed))
+        return pipeline.load_weights(model, self.options, self.program)  # --weights not already filled by allocate (a mesh)
 
     def jitted(self, method: str | None) -> Any:
         """``f(model, inputs)``: the entry point under ``nnx.jit`` (one compile, not one per op)."""
