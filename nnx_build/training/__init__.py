@@ -29,7 +29,6 @@ _EXPORTS: dict[str, str] = {
     "Plan": "plan",
     "make_plan": "plan",
     "validate_train": "plan",
-    "check_train": "plan",
     "TrainSetupError": "registry",
     "TrainState": "step",
     "TrainStep": "step",
@@ -65,7 +64,6 @@ if TYPE_CHECKING:  # the names __getattr__ loads, for type checkers (re-exported
     from .objectives import METRICS as METRICS
     from .objectives import Objective as Objective
     from .plan import Plan as Plan
-    from .plan import check_train as check_train
     from .plan import make_plan as make_plan
     from .plan import validate_train as validate_train
     from .registry import TrainSetupError as TrainSetupError

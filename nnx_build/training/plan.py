@@ -24,7 +24,7 @@ from . import objectives, registry
 from .objectives import Objective
 from .registry import TrainSetupError
 
-__all__ = ["Plan", "Term", "check_train", "make_plan", "validate_train"]
+__all__ = ["Plan", "Term", "make_plan", "validate_train"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -311,9 +311,3 @@ def validate_train(spec: Any, program: Any) -> list[SpecError]:
     except TrainSetupError as e:
         return [SpecError("bad-value", str(e), locate(("train", "optimizer")), ("train", "optimizer"))]
     return []
-
-
-def check_train(program: Any) -> None:
-    """Raises ``SpecErrors`` with every problem of the program's ``train:`` section (:func:`validate_train`)."""
-    if errors := validate_train(program.spec, program):
-        raise SpecErrors(errors)
