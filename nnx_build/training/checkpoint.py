@@ -6,7 +6,8 @@ Layout (an ``orbax.checkpoint.CheckpointManager`` directory, one step per epoch 
       <step>/model/       the pure dict of the model's non-RNG state (nnx.to_pure_dict
                           layout, keys as strings: {"linear": {"kernel": ...}})
       <step>/opt_state/   the optimizer state's leaves {"0": ..., "1": ...} (the tree
-                          structure comes from the optimizer the spec describes)
+                          structure comes from the optimizer the spec describes; absent
+                          for an optimizer without state, such as plain sgd)
       <step>/meta/        JSON: step, epoch, per-epoch history, wrt, seed and the run's
                           fingerprint (model hash, optimizer, schedule, setup, data hash)
                           that a resume must match
@@ -110,11 +111,10 @@ class CheckpointStore:
     def save(self, step: int, model: dict[str, Any], opt_leaves: list[Any], meta: dict[str, Any]) -> None:
         """Saves flat model weights, the optimizer state's leaves and JSON metadata at ``step``."""
         ocp = _ocp()
-        args = ocp.args.Composite(
-            model=ocp.args.StandardSave(flat_to_nested(model)),
-            opt_state=ocp.args.StandardSave({str(i): leaf for i, leaf in enumerate(opt_leaves)}),
-            meta=ocp.args.JsonSave(meta),
-        )
+        items = {"model": ocp.args.StandardSave(flat_to_nested(model)), "meta": ocp.args.JsonSave(meta)}
+        if opt_leaves:  # a stateless optimizer (plain sgd) has no leaves, and orbax refuses an empty item
+            items["opt_state"] = ocp.args.StandardSave({str(i): leaf for i, leaf in enumerate(opt_leaves)})
+        args = ocp.args.Composite(**items)
         with quiet_logger("absl"):
             self.manager.save(step, args=args, force=True)
             self.manager.wait_until_finished()
@@ -144,12 +144,10 @@ class CheckpointStore:
         saved_model = nested_to_flat(_tree_of(saved["model"])) if saved and saved.get("model") is not None else None
         if saved_model is not None:
             _compare(saved_model, model_like, self.directory)
-        opt_tree = {str(i): leaf for i, leaf in enumerate(opt_like)}
-        args = ocp.args.Composite(
-            model=ocp.args.StandardRestore(_abstract(flat_to_nested(model_like))),
-            opt_state=ocp.args.StandardRestore(_abstract(opt_tree)),
-            meta=ocp.args.JsonRestore(),
-        )
+        items = {"model": ocp.args.StandardRestore(_abstract(flat_to_nested(model_like))), "meta": ocp.args.JsonRestore()}
+        if opt_like:
+            items["opt_state"] = ocp.args.StandardRestore(_abstract({str(i): leaf for i, leaf in enumerate(opt_like)}))
+        args = ocp.args.Composite(**items)
         try:
             with quiet_logger("absl"):
                 out = self.manager.restore(step, args=args)
