@@ -159,7 +159,8 @@ def test_unknown_dim_is_one_line_with_did_you_mean(tmp_path: Path, capsys: pytes
         (["--dims", "batch"], "NAME=SIZE"),
         (["--dims", "batch=0"], "NAME=SIZE"),
         (["--dims", "batch=1,batch=2"], "twice"),
-        (["--dims", "batch=1", "--dims", "batch=8"], "own folder"),
+        (["--dims", "batch=1", "--dims", "batch=1"], "given twice"),
+        (["--dims", "batch=1", "--dims", "bach=8"], "did you mean 'batch'"),
     ],
 )
 def test_malformed_dims_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
