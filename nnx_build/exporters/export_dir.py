@@ -120,7 +120,9 @@ def export(
     if weights is not None and not Path(weights).exists():
         raise WeightsError(f"weights file {weights} does not exist")
     variants = dim_variants(dims)
-    runtimes = _runtimes(verify_with, [t.name for t in targets]) if verify else ()
+    runtimes = _runtimes(verify_with, [t.name for t in targets])
+    if runtimes and not verify:
+        raise ExportError(f"verifying with {', '.join(runtimes)} needs verification; drop --no-verify (verify=False)")
     if verify and len(batch_sizes) < 1:
         raise ExportError("verification needs at least one batch size")
 

@@ -146,6 +146,9 @@ def test_runtime_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "iree runs the stablehlo artifact" in capsys.readouterr().err
     assert main(["export", str(spec), "--to", "stablehlo", "--verify-with", "ire", "--out", str(tmp_path / "b")]) == 2
     assert "unknown runtime 'ire' (did you mean 'iree'?)" in capsys.readouterr().err
+    assert main(["export", str(spec), "--to", "stablehlo", "--verify-with", "iree", "--no-verify", "--out", str(tmp_path / "c")]) == 2
+    assert "drop --no-verify" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in "abc")
 
 
 # ---- every small example and zoo spec, with --dims, compiled by IREE -----------------------
