@@ -51,7 +51,8 @@ class Runtime:
     """A runtime verification can also run a target's artifacts on (``--runtime NAME``).
 
     ``module`` exposes ``load(root, section, entry)`` like a target's; its runs are named
-    ``<target>-<name>``. ``extra`` is the optional dependency installing ``requires``.
+    ``<target>-<name>``. ``extra`` is the optional dependency installing ``requires``
+    (modules) from ``packages`` (distributions, whose versions the verification records).
     """
 
     name: str
@@ -59,6 +60,7 @@ class Runtime:
     module: str
     extra: str
     requires: tuple[str, ...]
+    packages: tuple[str, ...]
     summary: str
 
 
@@ -66,7 +68,7 @@ class Runtime:
 RUNTIMES: dict[str, Runtime] = {
     "iree": Runtime(
         "iree", "stablehlo", "nnx_build.exporters.iree", "iree", ("iree.compiler", "iree.runtime"),
-        "the StableHLO text compiled by IREE for CPU (llvm-cpu)",
+        ("iree-base-compiler", "iree-base-runtime"), "the StableHLO text compiled by IREE for CPU (llvm-cpu)",
     ),
 }
 
@@ -261,7 +263,7 @@ def verify_export(
     return {
         "status": "passed" if not failures else "failed",
         "targets": {t: "failed" if t in failed else "passed" for t in manifest["targets"]},
-        **({"runtimes": list(runtimes)} if runtimes else {}),
+        **({"runtimes": list(runtimes), "runtime_versions": _versions(runtimes)} if runtimes else {}),
         "batch_sizes": list(batch_sizes),
         "sizes": drawn.sizes,
         "int_ranges": int_ranges or {},
@@ -273,6 +275,18 @@ def verify_export(
         "failures": failures,
         "results": results,
     }
+
+
+def _versions(runtimes: tuple[str, ...]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for package in (p for r in runtimes for p in RUNTIMES[r].packages):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
 
 
 def _where(sizes: dict[str, int]) -> str:

@@ -53,6 +53,8 @@ def test_verify_runtime_iree_on_the_readme_export(seed_copy: Path) -> None:
     assert main(["verify", str(seed_copy), "--runtime", "iree"]) == 0
     ver = json.loads((seed_copy / "manifest.json").read_text())["verification"]
     assert ver["status"] == "passed" and ver["runtimes"] == ["iree"]
+    pins = dict(ln.split("==") for ln in (ROOT / "constraints.txt").read_text().splitlines() if ln.startswith("iree-base-"))
+    assert ver["runtime_versions"] == pins and len(pins) == 2  # the IREE make install pinned
     iree = [r for r in ver["results"] if r["target"] == "stablehlo-iree"]
     # IREE ran the dynamic-batch module at both verified batch sizes, within the float32 tolerance
     assert {r["batch"] for r in iree} == {1, 7}
