@@ -91,13 +91,17 @@ def load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> di
     vm_module = ir.VmModule.copy_buffer(context.instance, vmfb)
     context.add_vm_module(vm_module)
     function = getattr(context.modules, vm_module.name)["main"]
-    weights: list[Any] = []
+    weights: dict[str, Any] = {}
     if section.get("weights_as_args"):
         with np.load(base / section["weights"]) as w:
-            weights = [ir.asdevicearray(config.device, w[k]) for k in section["weight_order"]]
+            weights = {k: ir.asdevicearray(config.device, w[k]) for k in section["weight_order"]}
+    inputs = [i["name"] for i in entry["inputs"]]
+    # @main's arguments: the weights it reads (sorted by key), then the inputs it reads
+    order = files.get("main_arg_names") or [*weights, *inputs]
 
     def call(*xs: Any) -> tuple[Any, ...]:
-        out = function(*weights, *xs)
+        named = {**weights, **dict(zip(inputs, xs, strict=True))}
+        out = function(*(named[n] for n in order))
         return tuple(out) if isinstance(out, tuple | list) else (out,)
 
     def prepare(xs: list[Any]) -> list[Any]:

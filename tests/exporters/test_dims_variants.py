@@ -127,3 +127,18 @@ def test_api_rejects_bad_variants(tmp_path: Path, dims: Any, message: str) -> No
     with pytest.raises(ExportError, match=message):
         export(AUTOENCODER, tmp_path / "out", to="stablehlo", verify=False, dims=dims)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_static_weights_as_args_name_the_arguments_main_kept(tmp_path: Path) -> None:
+    # with static shapes jax.jit drops the weights an entry does not read: encode's @main takes the encoder's only
+    from nnx_build import export
+
+    result = export(AUTOENCODER, tmp_path / "out", to="stablehlo", dims={"batch": 2}, weights_as_args=True, verify_with="iree")
+    assert result.verification["status"] == "passed", result.verification["failures"]
+    files = result.manifest["artifacts"]["stablehlo"]["entries"]
+    assert files["encode"]["main_arg_names"] == ["encoder/bias", "encoder/kernel", "x"]
+    assert files["main"]["main_arg_names"] == ["decoder/bias", "decoder/kernel", "encoder/bias", "encoder/kernel", "x"]
+    sig = _signature(tmp_path / "out" / "stablehlo" / "encode.mlir")
+    assert sig.count("%arg") == 3 and "tensor<2x2xf32>" in sig
+    assert {r["target"] for r in result.verification["results"]} == {"stablehlo", "stablehlo-mlir", "stablehlo-iree"}
