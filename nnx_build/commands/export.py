@@ -62,22 +62,40 @@ DimsOpt = Annotated[
     typer.Option(
         "--dims",
         metavar="NAME=SIZE,...",
-        help="Fix named dims to concrete sizes in every target, e.g. batch=1,seq=128 (static shapes; verified at those sizes).",
+        help=(
+            "Fix named dims to concrete sizes in every target, e.g. batch=1,seq=128 (static shapes; verified at those sizes). "
+            "Repeat for several static variants in one folder (--dims batch=1 --dims batch=8): entries main_batch1, main_batch8."
+        ),
         show_default=False,
     ),
 ]
 
 
-def _dims(values: list[str] | None) -> dict[str, int] | None:
-    """``["batch=1,seq=128"]`` as ``{"batch": 1, "seq": 128}``."""
-    from ..exporters.errors import ExportError
+def _runtimes_help() -> str:
+    from ..exporters.verify import RUNTIMES
 
+    listed = "; ".join(f"{name}: {rt.summary}, needs pip install 'nnx-build[{rt.extra}]'" for name, rt in RUNTIMES.items())
+    return f"Also run the artifacts on this runtime and compare with JAX ({listed}). Repeatable."
+
+
+VerifyWithOpt = Annotated[list[str] | None, lazy_help_option("--verify-with", help_text=_runtimes_help, metavar="RUNTIME", show_default=False)]
+RuntimeOpt = Annotated[list[str] | None, lazy_help_option("--runtime", help_text=_runtimes_help, metavar="RUNTIME", show_default=False)]
+
+
+def _dims(values: list[str] | None) -> dict[str, int] | list[dict[str, int]] | None:
+    """``["batch=1,seq=128"]`` as ``{"batch": 1, "seq": 128}``; several values as a list of variants."""
     if not values:
         return None
     if len(values) > 1:
-        raise ExportError("--dims is given once (several static variants in one folder are not supported); export each variant to its own folder")
+        return [_one_dims(v) for v in values]
+    return _one_dims(values[0])
+
+
+def _one_dims(value: str) -> dict[str, int]:
+    from ..exporters.errors import ExportError
+
     dims: dict[str, int] = {}
-    for item in (s.strip() for s in values[0].split(",")):
+    for item in (s.strip() for s in value.split(",")):
         name, eq, size = (p.strip() for p in item.partition("="))
         if not item:
             continue
@@ -87,7 +105,7 @@ def _dims(values: list[str] | None) -> dict[str, int] | None:
             raise ExportError(f"--dims gives '{name}' twice")
         dims[name] = int(size)
     if not dims:
-        raise ExportError(f"--dims takes NAME=SIZE pairs separated by commas (batch=1,seq=128), received '{values[0]}'")
+        raise ExportError(f"--dims takes NAME=SIZE pairs separated by commas (batch=1,seq=128), received '{value}'")
     return dims
 
 
@@ -119,7 +137,7 @@ def _print_files(console: Any, result: Any, title: str) -> None:
     if ver.get("status") == "passed":
         worst = max((r["max_abs_err"] for r in ver["results"]), default=0.0)
         targets = sorted({r["target"] for r in ver["results"]})
-        sizes = ver.get("sizes") or [{"batch": b} for b in ver.get("batch_sizes", [])]
+        sizes = [dict(t) for t in dict.fromkeys(tuple(r.get("dims", {}).items()) for r in ver["results"])]
         where = "; ".join(", ".join(f"{d}={n}" for d, n in s.items()) for s in sizes if s) or "fixed shapes"
         console.print(f"verified {', '.join(targets)} at {where}: {len(ver['results'])} comparisons, max abs err {worst:.3g}")
     elif ver.get("status") == "skipped":
@@ -141,6 +159,7 @@ def export_cmd(
     weights_as_args: ArgsOpt = False,
     version: VersionOpt = 1,
     dims: DimsOpt = None,
+    verify_with: VerifyWithOpt = None,
     limit: LimitOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
@@ -156,7 +175,10 @@ def export_cmd(
     kept unless --force. Verification varies every named dim and draws token ids over
     their embedding's range. --dims fixes named dims to concrete sizes (static shapes for
     compilers that refuse dynamic ones, such as IREE on depthwise convolutions); those
-    dims are then verified at their fixed size only. When a target fails, the error names the targets that
+    dims are then verified at their fixed size only; --dims given several times exports one
+    static variant of every entry each (main_batch1, main_batch8), each verified at its
+    sizes. --verify-with iree also compiles the StableHLO text with IREE for CPU and
+    compares it with JAX. When a target fails, the error names the targets that
     succeeded and the command that exports just those.
 
     Examples:
@@ -169,6 +191,8 @@ def export_cmd(
 
       nnx-build export spec.yaml --dims batch=1,seq=128 --out build/m-static
 
+      nnx-build export spec.yaml --dims batch=1 --dims batch=8 --to stablehlo --verify-with iree --out build/m-b1-b8
+
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
     """
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
@@ -178,7 +202,7 @@ def export_cmd(
         result = export(
             spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
             tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
-            version=version, dims=_dims(dims), console=console(stderr=True), options=options,
+            version=version, dims=_dims(dims), verify_with=verify_with or (), console=console(stderr=True), options=options,
         )
     except PartialExportError as e:
         if not e.succeeded:
@@ -187,7 +211,6 @@ def export_cmd(
             "--weights": weights, "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
             "--seed": seed, "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
             "--weights-as-args": weights_as_args, "--version": None if version == 1 else version,
-            "--dims": dims[0] if dims else None,
             "--max-params": max_params, "--max-bytes": max_bytes,
         }
         argv = ["nnx-build", "export", str(spec), "--out", str(out), "--to", ",".join(e.succeeded)]
@@ -196,6 +219,10 @@ def export_cmd(
                 argv.append(flag)
             elif value not in (None, False):
                 argv += [flag, str(value)]
+        for value in dims or []:
+            argv += ["--dims", value]
+        for value in verify_with or []:
+            argv += ["--verify-with", value]
         for item in limit or []:
             argv += ["--limit", item]
         for p in plugin or []:
@@ -217,6 +244,7 @@ def verify_cmd(
     weights: WeightsOpt = None,
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
+    runtime: RuntimeOpt = None,
     limit: LimitOpt = None,
     max_params: MaxParams = None,
     max_bytes: MaxBytes = None,
@@ -229,11 +257,15 @@ def verify_cmd(
     The model is rebuilt from the spec, seed and weights recorded in OUT/manifest.json (a
     checkpoint at the recorded step); the manifest's verification record is updated. Exit
     code 2 on a mismatch, and "weights changed since export" when the recorded weights no
-    longer hash as they did.
+    longer hash as they did. --runtime iree also compiles each StableHLO entry with IREE
+    for CPU (llvm-cpu) and compares it with JAX (the extra nnx-build[iree]); IREE may
+    refuse dynamic shapes, then the error gives the export command with --dims.
 
     Examples:
 
       nnx-build verify build/model
+
+      nnx-build verify build/model --runtime iree
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
@@ -241,7 +273,7 @@ def verify_cmd(
     from ..exporters import verify_dir
 
     result = verify_dir(
-        out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes),
+        out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), runtimes=runtime or (),
         console=console(stderr=True), options=options,
     )
     _print_files(console(), result, f"{out}: verified")

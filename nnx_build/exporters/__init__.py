@@ -15,8 +15,11 @@ Where things are: :mod:`.targets` (the table of targets; one module per target:
 :mod:`.stablehlo`, :mod:`.savedmodel`, :mod:`.onnx`, each exposing a :class:`Target`),
 :mod:`.export_dir` (:func:`export`, :func:`verify_dir`), :mod:`.entries` (the model and
 its entry points), :mod:`.verify` and :mod:`.inputs` (verification), :mod:`.manifest`,
-:mod:`.progress`, :mod:`.errors`. Nothing heavy is imported here: JAX, TensorFlow,
-jax2onnx and onnxruntime load when used.
+:mod:`.progress`, :mod:`.errors`; :mod:`.iree` (IREE compiling the StableHLO text in
+verification, ``verify --runtime iree``). With several static variants (``dims=[{"batch":
+1}, {"batch": 8}]``) each entry is exported once per variant: ``main_batch1``,
+``main_batch8``. Nothing heavy is imported here: JAX, TensorFlow, jax2onnx,
+onnxruntime and IREE load when used.
 """
 
 from __future__ import annotations

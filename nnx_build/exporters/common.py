@@ -36,6 +36,9 @@ class Entry:
     ff: FastForward
     inputs: tuple[InputInfo, ...]
     outputs: tuple[OutputInfo, ...]
+    #: a static variant (``export --dims batch=1 --dims batch=8``): the entry it is a variant of, and its fixed dims
+    variant_of: str | None = None
+    static_dims: dict[str, int] | None = None
 
     @property
     def method(self) -> str | None:
@@ -52,6 +55,7 @@ class Entry:
             "signature": self.signature,
             "inputs": [i.to_json() for i in self.inputs],
             "outputs": [o.to_json() for o in self.outputs],
+            **({"variant_of": self.variant_of, "static_dims": dict(self.static_dims or {})} if self.variant_of else {}),
         }
 
 

@@ -9,6 +9,7 @@ the export follows the module as it is now.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,20 @@ from .common import MAIN, Entry, OutputInfo
 from .errors import ConversionError, ExportError
 from .manifest import spec_record
 
-__all__ = ["Subject", "fix_dims", "from_model", "from_spec", "integer_ranges", "is_built_module", "trace_entries"]
+__all__ = [
+    "Subject",
+    "dim_variants",
+    "fix_dims",
+    "from_model",
+    "from_spec",
+    "integer_ranges",
+    "is_built_module",
+    "trace_entries",
+    "variant_name",
+]
+
+#: what ``dims=`` takes: one set of fixed dims, or several (one static variant of every entry each)
+Dims = Mapping[str, int] | Sequence[Mapping[str, int]] | None
 
 
 @dataclass
@@ -105,16 +119,43 @@ def _check_dims(dims: dict[str, int], known: set[str]) -> None:
             raise ExportError(f"dim '{name}' must be a positive integer, received {size!r}")
 
 
-def trace_entries(model: Any, scope: Any, dims: dict[str, int] | None = None) -> list[Entry]:
+def dim_variants(dims: Dims) -> list[dict[str, int]]:
+    """``dims=`` as a list of variants: ``{"batch": 1}`` is one, ``[{"batch": 1}, {"batch": 8}]`` two, ``None`` none."""
+    if dims is None or isinstance(dims, Mapping) and not dims:
+        return []
+    items = [dims] if isinstance(dims, Mapping) else list(dims)
+    out: list[dict[str, int]] = []
+    for d in items:
+        if not isinstance(d, Mapping):
+            raise ExportError(f"dims takes a mapping of dim names to sizes or a list of them, received {d!r}")
+        variant = {str(k): v for k, v in d.items()}
+        if not variant:
+            raise ExportError("dims: a variant fixes no dim; give at least one NAME=SIZE")
+        if variant in out:
+            raise ExportError(f"dims: the variant {_text(variant)} is given twice")
+        out.append(variant)
+    return out
+
+
+def variant_name(entry: str, dims: Mapping[str, int]) -> str:
+    """The name of ``entry``'s static variant at ``dims``: ``main_batch1``, ``encode_batch8_seq128`` (dims sorted by name)."""
+    return "_".join([entry, *(f"{d}{n}" for d, n in sorted(dims.items()))])
+
+
+def _text(dims: Mapping[str, int]) -> str:
+    return ",".join(f"{d}={n}" for d, n in dims.items())
+
+
+def trace_entries(model: Any, scope: Any, dims: Dims = None) -> list[Entry]:
     """``main`` (``__call__``) and every spec method, traced with symbolic shapes.
 
     ``dims`` fixes named dims to concrete sizes (``{"batch": 1}``): those are static in
     every entry's inputs and outputs; a name no input uses is an :class:`ExportError`.
+    Several variants (``[{"batch": 1}, {"batch": 8}]``) give one entry per entry point and
+    variant, named by :func:`variant_name` (``main_batch1``, ``main_batch8``), each
+    recording the entry it is a variant of and its fixed dims.
     """
-    import jax
-
     from ..fastpath import fast_forward
-    from .common import symbolic_args
 
     found = []
     for method in [None, *(m for m, _ in scope.methods)]:
@@ -127,27 +168,46 @@ def trace_entries(model: Any, scope: Any, dims: dict[str, int] | None = None) ->
             missing = [n for n in graph.inputs if n not in dict(graph.input_specs)]
             raise ExportError(f"entry '{name}': input(s) {', '.join(missing)} have no shape and dtype in the spec; declare them to export")
         found.append((name, ff))
-    if dims:
-        _check_dims(dims, {d for _, ff in found for i in ff.inputs for d in i.shape if isinstance(d, str)})
+    variants = dim_variants(dims)
+    known = {d for _, ff in found for i in ff.inputs for d in i.shape if isinstance(d, str)}
+    for variant in variants:
+        _check_dims(variant, known)
+    several = len(variants) > 1
+    names = {name for name, _ in found}
     entries = []
     for name, ff in found:
-        inputs = fix_dims(ff.inputs, dims or {})
-        try:
-            shapes = jax.eval_shape(ff.closed(), *symbolic_args(inputs))
-        except Exception as e:
-            raise ConversionError(f"entry '{name}' cannot be traced with symbolic shapes: {e}") from e
-        leaves = tuple(shapes) if isinstance(shapes, tuple | list) else (shapes,)
-        out_names = list(ff.outputs)
-        if len(out_names) != len(leaves):
-            out_names = [f"output_{i}" for i in range(len(leaves))]
-        # an unnamed step's value (``_relu_3``) is exported as ``output`` / ``output_<i>``
-        out_names = [n if not n.startswith("_") else ("output" if len(leaves) == 1 else f"output_{i}") for i, n in enumerate(out_names)]
-        outputs = tuple(
-            OutputInfo(n, tuple(d if isinstance(d, int) else str(d) for d in s.shape), str(s.dtype))
-            for n, s in zip(out_names, leaves, strict=True)
-        )
-        entries.append(Entry(name, ff, inputs, outputs))
+        for variant in variants if variants else [{}]:
+            inputs = fix_dims(ff.inputs, variant)
+            label = f"entry '{name}'" + (f" at {_text(variant)}" if several else "")
+            entry_name = variant_name(name, variant) if several else name
+            if several and entry_name in names:
+                raise ExportError(f"the static variant {entry_name} of entry '{name}' has the name of another entry; rename the method")
+            entry = Entry(entry_name, ff, inputs, _outputs(ff, inputs, label))
+            if several:
+                entry.variant_of, entry.static_dims = name, dict(variant)
+            entries.append(entry)
     return entries
+
+
+def _outputs(ff: Any, inputs: tuple[Any, ...], label: str) -> tuple[OutputInfo, ...]:
+    import jax
+
+    from .common import symbolic_args
+
+    try:
+        shapes = jax.eval_shape(ff.closed(), *symbolic_args(inputs))
+    except Exception as e:
+        raise ConversionError(f"{label} cannot be traced with symbolic shapes: {e}") from e
+    leaves = tuple(shapes) if isinstance(shapes, tuple | list) else (shapes,)
+    out_names = list(ff.outputs)
+    if len(out_names) != len(leaves):
+        out_names = [f"output_{i}" for i in range(len(leaves))]
+    # an unnamed step's value (``_relu_3``) is exported as ``output`` / ``output_<i>``
+    out_names = [n if not n.startswith("_") else ("output" if len(leaves) == 1 else f"output_{i}") for i, n in enumerate(out_names)]
+    return tuple(
+        OutputInfo(n, tuple(d if isinstance(d, int) else str(d) for d in s.shape), str(s.dtype))
+        for n, s in zip(out_names, leaves, strict=True)
+    )
 
 
 # ---- integer inputs: their real range -----------------------------------------------------

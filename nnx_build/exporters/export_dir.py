@@ -65,7 +65,8 @@ def export(
     batch_sizes: Sequence[int] = (1, 7),
     weights_as_args: bool = False,
     version: int = 1,
-    dims: Mapping[str, int] | None = None,
+    dims: Mapping[str, int] | Sequence[Mapping[str, int]] | None = None,
+    verify_with: str | Sequence[str] = (),
     console: Any | None = None,
     options: Any = None,
 ) -> ExportResult:
@@ -91,7 +92,12 @@ def export(
       version: the SavedModel version folder (TF Serving).
       dims: fixes named dims to concrete sizes in every target (``{"batch": 1}``): static
         shapes for compilers that want them; verification runs at those sizes (the other
-        named dims still vary). A name no input uses is an :class:`ExportError`.
+        named dims still vary). A name no input uses is an :class:`ExportError`. A list
+        (``[{"batch": 1}, {"batch": 8}]``) exports one static variant of every entry per
+        item, named ``main_batch1``, ``main_batch8`` (the entry, then each fixed dim and
+        its size, sorted by dim name), each verified at its own sizes.
+      verify_with: further runtimes verification runs the artifacts on (``"iree"``: the
+        StableHLO text compiled by IREE for CPU); see :data:`~.verify.RUNTIMES`.
       console: a rich Console for progress; ``None`` is silent.
       options: a :class:`nnx_build.pipeline.Options` (limits, budgets, plugins) for the build.
 
@@ -100,7 +106,7 @@ def export(
       (all :class:`~nnx_build.NnxBuildError`); :class:`PartialExportError` when some targets
       failed, naming those that succeeded. ``out`` is then left as it was.
     """
-    from .entries import from_model, from_spec, integer_ranges, is_built_module, trace_entries
+    from .entries import dim_variants, from_model, from_spec, integer_ranges, is_built_module, trace_entries
     from .manifest import file_entries, new_manifest, weights_digest, weights_record, write_manifest
     from .target import ExportOptions
 
@@ -113,7 +119,10 @@ def export(
         raise ExportError(f"{out} exists and is not a folder")
     if weights is not None and not Path(weights).exists():
         raise WeightsError(f"weights file {weights} does not exist")
-    static = {str(k): v for k, v in (dims or {}).items()}
+    variants = dim_variants(dims)
+    runtimes = _runtimes(verify_with, [t.name for t in targets])
+    if runtimes and not verify:
+        raise ExportError(f"verifying with {', '.join(runtimes)} needs verification; drop --no-verify (verify=False)")
     if verify and len(batch_sizes) < 1:
         raise ExportError("verification needs at least one batch size")
 
@@ -126,7 +135,7 @@ def export(
                     subject = from_model(model_or_spec, weights)
                 else:
                     subject = from_spec(model_or_spec, seed, weights, options=options)
-                entries = trace_entries(subject.model, subject.scope, static)
+                entries = trace_entries(subject.model, subject.scope, variants)
                 nbytes = entries[0].ff.weight_bytes()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
             artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
@@ -141,7 +150,7 @@ def export(
                 targets=done,
                 platforms=list(conversion.platforms),
                 dims=subject.dims,
-                **({"static_dims": static} if static else {}),
+                **({"static_dims": variants[0]} if len(variants) == 1 else {"variants": variants} if variants else {}),
                 entries=[e.to_json() for e in entries],
                 artifacts=artifacts,
             )
@@ -149,10 +158,13 @@ def export(
             manifest["verification"] = {"status": "skipped"}
             write_manifest(tmp, manifest)
             if verify:
-                fixed = f" ({', '.join(f'{d}={n}' for d, n in static.items())} fixed)" if static else ""
-                with progress.stage("verify", f"reloading in a fresh process, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
+                fixed = f" ({'; '.join(', '.join(f'{d}={n}' for d, n in v.items()) for v in variants)} fixed)" if variants else ""
+                also = f", also in {', '.join(runtimes)}" if runtimes else ""
+                with progress.stage("verify", f"reloading in a fresh process{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
                     ranges = integer_ranges(subject.model, subject.scope)
-                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance)
+                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes)
+                    # messages name the folder being written as the folder asked for
+                    record["failures"] = [f.replace(str(tmp), str(out)) for f in record.get("failures", [])]
                     manifest["verification"] = record
                     if record["status"] != "passed":
                         if failed or any(s == "passed" for s in record.get("targets", {}).values()):
@@ -222,11 +234,25 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
 
 
 def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict[str, int], ranges: Any,
-            batch_sizes: tuple[int, ...], tolerance: float | None) -> dict[str, Any]:
+            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = ()) -> dict[str, Any]:
     from .verify import verify_export
 
     forwards = {e.name: e.ff for e in entries}
-    return verify_export(root, manifest, forwards, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance, int_ranges=ranges)
+    # a static variant draws integer ids over the ranges of the entry it is a variant of
+    ranges = {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
+    return verify_export(
+        root, manifest, forwards, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance, int_ranges=ranges, runtimes=runtimes
+    )
+
+
+def _runtimes(value: str | Sequence[str], targets: Sequence[str]) -> tuple[str, ...]:
+    """``verify_with`` as runtime names, each known, installed, and its target exported (else an :class:`ExportError`)."""
+    from .verify import check_runtime
+
+    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    for name in names:
+        check_runtime(name, targets)
+    return tuple(dict.fromkeys(names))
 
 
 def _failure_message(record: dict[str, Any], target: str | None = None) -> str:
@@ -244,6 +270,7 @@ def verify_dir(
     weights: str | os.PathLike[str] | None = None,
     tolerance: float | None = None,
     batch_sizes: Sequence[int] = (1, 7),
+    runtimes: str | Sequence[str] = (),
     console: Any | None = None,
     options: Any = None,
 ) -> ExportResult:
@@ -253,6 +280,7 @@ def verify_dir(
     reloads every artifact in a fresh process, updates ``manifest.json``'s
     ``verification`` and raises :class:`VerificationError` on a mismatch. When the recorded
     weights changed since the export, says so (the artifacts are not compared with them).
+    ``runtimes`` adds runtimes the artifacts are also run on (``"iree"``).
     """
     from .common import file_sha256
     from .entries import from_spec, integer_ranges, trace_entries
@@ -260,6 +288,7 @@ def verify_dir(
 
     out = Path(out)
     manifest = read_manifest(out)
+    extra = _runtimes(runtimes, manifest.get("targets", []))
     recorded = manifest.get("spec", {})
     if spec is None:
         if not recorded.get("path"):
@@ -279,7 +308,7 @@ def verify_dir(
     with Stages(console, ["build", "verify"]) as progress:
         with progress.stage("build", "building the model") as info:
             subject = from_spec(spec, manifest.get("seed"), weights, step=step, options=options)
-            entries = trace_entries(subject.model, subject.scope)
+            entries = trace_entries(subject.model, subject.scope, manifest.get("variants") or manifest.get("static_dims"))
             if recorded_weights and wrec.get("digest") and weights_digest(entries[0].ff.weights) != wrec["digest"]:
                 source = f"the weights {weights}" if weights is not None else f"the weights built from seed {manifest.get('seed')}"
                 raise VerificationError(
@@ -287,9 +316,10 @@ def verify_dir(
                     "(their digest differs); the artifacts were not compared; pass --weights with the exported weights"
                 )
             info["done"] = _entries_text(len(entries))
-        with progress.stage("verify", "reloading in a fresh process") as info:
+        also = f", also in {', '.join(extra)}" if extra else ""
+        with progress.stage("verify", f"reloading in a fresh process{also}") as info:
             ranges = integer_ranges(subject.model, subject.scope)
-            record = _verify(out, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance)
+            record = _verify(out, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, extra)
             info["done"] = record["status"]
     manifest["verification"] = record
     write_manifest(out, manifest)

@@ -11,7 +11,8 @@ Per entry point ``NAME`` (``main`` or a spec method), in ``DIR/stablehlo/``:
 
 With ``weights_as_args`` the weights stay arguments (``@main(weights..., inputs...)``,
 weights first in sorted key order) and ``weights.npz`` is written beside: for models too
-large for constants. The serialized artifact is then called as ``.call(weights, x)``.
+large for constants. ``@main`` takes the arguments the manifest lists in
+``main_arg_names``: with static shapes an entry drops the weights it does not read. The serialized artifact is then called as ``.call(weights, x)``.
 
 A model built on a mesh (``export --mesh``) exported with ``weights_as_args`` keeps its
 shardings: the artifact runs on that many devices (``nr_devices`` and ``mesh`` in the
@@ -120,7 +121,10 @@ def export_stablehlo(
                 path.write_text(strip_shape_assertions(single.mlir_module()), encoding="utf-8")
                 mlirs[platform] = path.name
             files["mlir"] = mlirs
-            files["main_args"] = (len(entry.ff.weights) if weights_as_args else 0) + len(entry.inputs)
+            # the arguments @main kept: with static shapes jax.jit drops those an entry does not read (a method's unused weights)
+            names = [*(sorted(entry.ff.weights) if weights_as_args else []), *(i.name for i in entry.inputs)]
+            files["main_args"] = len(exp.module_kept_var_idx)
+            files["main_arg_names"] = [names[i] for i in sorted(exp.module_kept_var_idx)]
             section["nr_devices"] = exp.nr_devices
         except ConversionError:
             raise

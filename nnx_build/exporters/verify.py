@@ -6,6 +6,10 @@ them, and starts ``python -m nnx_build.exporters.verify`` on the export folder; 
 loads each artifact with its target's ``load`` (the same code ``nnx-build bench`` times),
 runs the same inputs and writes the outputs back. The parent records max abs / rel errors.
 
+Further runtimes (:data:`RUNTIMES`, ``verify --runtime iree``) run a target's artifacts
+too: IREE compiles the StableHLO text for CPU, the run ``stablehlo-iree``; its failures
+count as the target's.
+
 A result passes when ``|got - want| <= tol + tol * |want|`` everywhere; ``max_rel_err``
 is ``max |got - want| / max |want|``.
 """
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,66 @@ import numpy as np
 from .dtypes import DEFAULT_TOLERANCE, as_float, load_arrays, np_dtype, save_arrays
 from .inputs import DEFAULT_BATCH_SIZES, SEP, draw_inputs, to_numpy
 
-__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_TOLERANCE", "run_artifacts", "to_numpy", "tolerance_for", "verify_export"]
+__all__ = [
+    "DEFAULT_BATCH_SIZES",
+    "DEFAULT_TOLERANCE",
+    "RUNTIMES",
+    "Runtime",
+    "check_runtime",
+    "run_artifacts",
+    "to_numpy",
+    "tolerance_for",
+    "verify_export",
+]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime verification can also run a target's artifacts on (``--runtime NAME``).
+
+    ``module`` exposes ``load(root, section, entry)`` like a target's; its runs are named
+    ``<target>-<name>``. ``extra`` is the optional dependency installing ``requires``
+    (modules) from ``packages`` (distributions, whose versions the verification records).
+    """
+
+    name: str
+    target: str
+    module: str
+    extra: str
+    requires: tuple[str, ...]
+    packages: tuple[str, ...]
+    summary: str
+
+
+#: name -> runtime, for ``verify --runtime`` and ``export --verify-with``
+RUNTIMES: dict[str, Runtime] = {
+    "iree": Runtime(
+        "iree", "stablehlo", "nnx_build.exporters.iree", "iree", ("iree.compiler", "iree.runtime"),
+        ("iree-base-compiler", "iree-base-runtime"), "the StableHLO text compiled by IREE for CPU (llvm-cpu)",
+    ),
+}
+
+
+def check_runtime(name: str, targets: list[str] | tuple[str, ...]) -> Runtime:
+    """The runtime ``name``, known, installed and with its target among ``targets`` (else an :class:`ExportError`)."""
+    import importlib.util
+
+    from ..errors import did_you_mean
+    from .errors import ExportError
+
+    if name not in RUNTIMES:
+        raise ExportError(f"unknown runtime '{name}'{did_you_mean(name, list(RUNTIMES))}; choose from {', '.join(RUNTIMES)}")
+    rt = RUNTIMES[name]
+    try:
+        missing = [m for m in rt.requires if importlib.util.find_spec(m) is None]
+    except ModuleNotFoundError:
+        missing = list(rt.requires)
+    if missing:
+        raise ExportError(f"verifying with {name} needs the optional extra '{rt.extra}': pip install 'nnx-build[{rt.extra}]'")
+    if rt.target not in targets:
+        have = ", ".join(targets) or "none"
+        raise ExportError(f"{name} runs the {rt.target} artifact, and this export has none (targets: {have}); export with --to {rt.target}")
+    return rt
 
 
 def tolerance_for(dtype: str, tolerance: float | None) -> float:
@@ -54,28 +118,33 @@ def _target(name: str, modules: dict[str, str]) -> Any:
     return TARGETS[name]
 
 
-def run_artifacts(root: Path, inputs_path: Path, out_path: Path, modules: dict[str, str] | None = None) -> int:
-    """The child's work: run every artifact of ``root`` on the saved inputs."""
+def run_artifacts(
+    root: Path, inputs_path: Path, out_path: Path, modules: dict[str, str] | None = None, runtimes: tuple[str, ...] = ()
+) -> int:
+    """The child's work: run every artifact of ``root`` on the saved inputs (and on each of ``runtimes``)."""
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     inputs = load_arrays(inputs_path)
     results: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
-    for name in manifest["targets"]:
+    jobs: list[tuple[str, str, Any]] = [(name, name, None) for name in manifest["targets"]]
+    jobs += [(f"{RUNTIMES[r].target}-{r}", RUNTIMES[r].target, RUNTIMES[r].module) for r in runtimes]
+    for job, name, module in jobs:
         t0 = time.perf_counter()
         try:
-            target = _target(name, modules or {})
+            load = _target(name, modules or {}).load if module is None else importlib.import_module(module).load
             section = manifest["artifacts"][name]
             for e in manifest["entries"]:
                 rounds = sorted({k.split(SEP)[1] for k in inputs if k.split(SEP)[0] == e["name"]}, key=int)
-                for run_name, run in target.load(root, section, e).items():
+                for run_name, run in load(root, section, e).items():
+                    run_name = run_name if module is None else f"{name}-{run_name}"
                     for r in rounds:
                         outs = run([inputs[SEP.join((e["name"], r, i["name"]))] for i in e["inputs"]])
                         for o, v in zip(e["outputs"], _outputs(outs), strict=True):
                             results[SEP.join((run_name, e["name"], r, o["name"]))] = to_numpy(v)
         except Exception as e:  # noqa: BLE001  (reported per target to the parent)
-            errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        timings[name] = round(time.perf_counter() - t0, 3)
+            errors[job] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        timings[job] = round(time.perf_counter() - t0, 3)
     save_arrays(out_path, results)
     from ..memory import peak_rss_mb
 
@@ -100,7 +169,9 @@ def _compare(got: np.ndarray, want: np.ndarray, tol: float) -> tuple[float, floa
     return max_abs, max_rel, ok
 
 
-def _run_child(root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str], timeout: float | None) -> tuple[Any, float]:
+def _run_child(
+    root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str], timeout: float | None, runtimes: tuple[str, ...] = ()
+) -> tuple[Any, float]:
     with tempfile.TemporaryDirectory(prefix="nnx-build-verify-") as tmp:
         in_path = Path(tmp) / "inputs.npz"
         out_path = Path(tmp) / "outputs.npz"
@@ -112,6 +183,8 @@ def _run_child(root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str
         cmd = [sys.executable, "-m", "nnx_build.exporters.verify", str(root), "--inputs", str(in_path), "--out", str(out_path)]
         for name, module in modules.items():
             cmd += ["--target", f"{name}={module}"]
+        for runtime in runtimes:
+            cmd += ["--runtime", runtime]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
         seconds = time.perf_counter() - t0
@@ -134,27 +207,31 @@ def verify_export(
     int_ranges: dict[str, dict[str, list[int]]] | None = None,
     seed: int = 0,
     timeout: float | None = 900,
+    runtimes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Runs the child on ``root`` (which must hold ``manifest.json``); returns the verification record.
 
     ``forwards`` maps entry names to callables (the JAX fast path) giving the expected outputs;
-    ``int_ranges`` gives ``[low, high)`` of integer inputs (``{entry: {input: [0, 100]}}``).
+    ``int_ranges`` gives ``[low, high)`` of integer inputs (``{entry: {input: [0, 100]}}``);
+    ``runtimes`` names further runtimes of :data:`RUNTIMES` to run the artifacts on.
     """
     from .targets import TARGETS
 
     entries = manifest["entries"]
     drawn = draw_inputs(entries, forwards, tuple(batch_sizes), dims or {}, int_ranges or {}, seed)
     modules = {t: TARGETS[t].module for t in manifest["targets"] if t in TARGETS and not TARGETS[t].module.startswith("nnx_build.")}
-    outcome, seconds = _run_child(root, drawn.inputs, modules, timeout)
+    outcome, seconds = _run_child(root, drawn.inputs, modules, timeout, tuple(runtimes))
     if isinstance(outcome, str):
         return {"status": "failed", "error": outcome, "results": [], "targets": {t: "failed" for t in manifest["targets"]}}
     got, child = outcome
 
     results: list[dict[str, Any]] = []
     failures: list[str] = []
-    failed: set[str] = set(child["errors"])
+    failed: set[str] = {job.split("-")[0] for job in child["errors"]}
     for e in entries:
-        for r, sizes in enumerate(drawn.sizes):
+        fixed = {**manifest.get("static_dims", {}), **e.get("static_dims", {})}  # dims fixed at export
+        for r, round_sizes in enumerate(drawn.sizes):
+            sizes = {**fixed, **{d: n for d, n in round_sizes.items() if d not in fixed}}  # a variant's fixed dims are not varied
             where = _where(sizes)
             want = drawn.expected[e["name"]][r]
             runs = sorted({k.split(SEP)[0] for k in got if k.split(SEP)[1:3] == [e["name"], str(r)]}, key=_run_order(manifest))
@@ -172,7 +249,7 @@ def verify_export(
                     tol = tolerance_for(o["dtype"], tolerance)
                     max_abs, max_rel, ok = _compare(got[key], w, tol)
                     results.append({
-                        "target": run, "entry": e["name"], "batch": sizes.get(drawn.batch_dim or "", None), "dims": sizes,
+                        "target": run, "entry": e["name"], "batch": sizes.get("batch", sizes.get(drawn.batch_dim or "")), "dims": sizes,
                         "output": o["name"], "max_abs_err": max_abs, "max_rel_err": max_rel, "tolerance": tol, "ok": ok,
                     })
                     if not ok:
@@ -186,6 +263,7 @@ def verify_export(
     return {
         "status": "passed" if not failures else "failed",
         "targets": {t: "failed" if t in failed else "passed" for t in manifest["targets"]},
+        **({"runtimes": list(runtimes), "runtime_versions": _versions(runtimes)} if runtimes else {}),
         "batch_sizes": list(batch_sizes),
         "sizes": drawn.sizes,
         "int_ranges": int_ranges or {},
@@ -197,6 +275,18 @@ def verify_export(
         "failures": failures,
         "results": results,
     }
+
+
+def _versions(runtimes: tuple[str, ...]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for package in (p for r in runtimes for p in RUNTIMES[r].packages):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
 
 
 def _where(sizes: dict[str, int]) -> str:
@@ -219,9 +309,10 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=Path, required=True, help=".npz of inputs keyed entry|round|input")
     parser.add_argument("--out", type=Path, required=True, help=".npz to write outputs to (errors in .json beside)")
     parser.add_argument("--target", action="append", default=[], help="NAME=MODULE: a target defined outside nnx_build")
+    parser.add_argument("--runtime", action="append", default=[], choices=sorted(RUNTIMES), help="a further runtime to run the artifacts on")
     args = parser.parse_args(argv)
     modules = dict(t.split("=", 1) for t in args.target)
-    return run_artifacts(args.dir, args.inputs, args.out, modules)
+    return run_artifacts(args.dir, args.inputs, args.out, modules, tuple(args.runtime))
 
 
 if __name__ == "__main__":
