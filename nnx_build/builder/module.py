@@ -23,7 +23,17 @@ from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
 
-__all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "instantiate_abstract", "module_class"]
+__all__ = [
+    "BuiltModule",
+    "CheckContext",
+    "Poison",
+    "allocate",
+    "checking",
+    "instantiate",
+    "instantiate_abstract",
+    "instantiate_compiled",
+    "module_class",
+]
 
 
 # ---- check mode: shape errors become located SpecErrors -----------------------------
@@ -279,6 +289,31 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
     return nnx.merge(box["graphdef"], nnx.from_flat_state(flat))
 
 
+def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
+    """What :func:`instantiate` builds (same seed, same values, ``rngs`` advanced the same),
+    with every initialiser in one compiled program instead of one small program per
+    variable shape: the constructor runs once under ``jax.jit`` and returns the state, which
+    is merged back into an ordinary eager module.
+
+    A constructor that cannot be traced (it reads a weight's value in Python) is built
+    eagerly instead, with :func:`instantiate`.
+    """
+    graphdef_r, state_r = nnx.split(rngs)
+    box: dict[str, Any] = {}
+
+    def create(state_r: Any) -> Any:
+        r = nnx.merge(graphdef_r, state_r)
+        box["graphdef"], state = nnx.split(instantiate(program, rngs=r))
+        return state, nnx.state(r)
+
+    try:
+        state, after = jax.jit(create)(state_r)
+    except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
+        return instantiate(program, rngs=rngs)
+    nnx.update(rngs, after)
+    return nnx.merge(box["graphdef"], state)
+
+
 def allocate(
     program: Program,
     *,
@@ -295,7 +330,7 @@ def allocate(
     from ..errors import OutOfMemoryError
 
     try:
-        model = instantiate(program, rngs=rngs) if make is None else make()
+        model = instantiate_compiled(program, rngs=rngs) if make is None else make()
         jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
         text = first_line(e).rstrip(".")
