@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "configured", "default_dir", "jax_settings", "resolve"]
+__all__ = ["ENV", "configured", "default_dir", "jax_settings", "resolve", "versioned_name"]
 
 ENV = "NNX_BUILD_COMPILE_CACHE"
 _OFF = {"0", "off", "false", "no"}
@@ -66,11 +66,17 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+def versioned_name() -> str:
+    """``jax-<jax version>-jaxlib-<jaxlib version>``: the cache folder's own name (compiled
+    programs are only valid for the versions that compiled them)."""
+    return f"jax-{_safe(_version('jax'))}-jaxlib-{_safe(_version('jaxlib'))}"
+
+
 def default_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/nnx-build/jax-<jax>-jaxlib-<jaxlib>`` (``~/.cache`` without ``XDG_CACHE_HOME``)."""
     environ = os.environ if environ is None else environ
     base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "nnx-build" / f"jax-{_safe(_version('jax'))}-jaxlib-{_safe(_version('jaxlib'))}"
+    return base / "nnx-build" / versioned_name()
 
 
 def resolve(enabled: bool = True, environ: Mapping[str, str] | None = None) -> Path | None:

@@ -295,8 +295,12 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     variable shape: the constructor runs once under ``jax.jit`` and returns the state, which
     is merged back into an ordinary eager module.
 
-    A constructor that cannot be traced (it reads a weight's value in Python) is built
-    eagerly instead, with :func:`instantiate`.
+    The program is compiled without XLA's algebraic simplifier: built eagerly, each
+    initialiser's operations are separate programs, and the simplifier, seeing them
+    together, would fold ``normal(key) * stddev`` into one multiplication by
+    ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
+    either way. A constructor that cannot be traced (it reads a weight's value in
+    Python) is built eagerly instead, with :func:`instantiate`.
     """
     graphdef_r, state_r = nnx.split(rngs)
     box: dict[str, Any] = {}
@@ -307,11 +311,16 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         return state, nnx.state(r)
 
     try:
-        state, after = jax.jit(create)(state_r)
+        compiled = jax.jit(create).lower(state_r).compile(compiler_options=INIT_COMPILER_OPTIONS)
     except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
         return instantiate(program, rngs=rngs)
+    state, after = compiled(state_r)
     nnx.update(rngs, after)
     return nnx.merge(box["graphdef"], state)
+
+
+# the values of weights initialised eagerly, op by op (see instantiate_compiled)
+INIT_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_disable_hlo_passes": "algsimp"}
 
 
 def allocate(
