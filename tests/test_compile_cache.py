@@ -152,7 +152,9 @@ def filled(spec: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 
 @pytest.mark.slow
-def test_default_folder_is_filled_then_read_with_identical_outputs(spec: Path, without_cache: Path, filled: tuple[Path, Path, list[Path]], tmp_path: Path) -> None:
+def test_default_folder_is_filled_then_read_with_identical_outputs(
+    spec: Path, without_cache: Path, filled: tuple[Path, Path, list[Path]], tmp_path: Path
+) -> None:
     out, folder, written = filled
     assert written, "nothing was written to the default cache folder"
     assert folder.stat().st_mode & 0o077 == 0  # the owner's only: the cache is trusted code
@@ -171,7 +173,9 @@ def test_env_var_turns_it_off(spec: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_corrupt_entries_are_compiled_again_with_one_warning(spec: Path, without_cache: Path, filled: tuple[Path, Path, list[Path]], tmp_path: Path) -> None:
+def test_corrupt_entries_are_compiled_again_with_one_warning(
+    spec: Path, without_cache: Path, filled: tuple[Path, Path, list[Path]], tmp_path: Path
+) -> None:
     folder = tmp_path / "cache"
     shutil.copytree(filled[1], folder)
     entries = _entries(folder)
