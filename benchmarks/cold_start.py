@@ -39,11 +39,11 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "JAX_PLATFORMS": "cpu", **extra}
 
 
-def _run(spec: str, env: dict[str, str]) -> dict[str, float]:
-    """One ``nnx-build SPEC`` process: wall seconds and peak RSS (MB)."""
-    cmd = [sys.executable, "-m", "nnx_build.cli", spec]
+def _run(spec: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, float]:
+    """One ``nnx-build SPEC`` process (the package found from ``cwd`` first): wall seconds and peak RSS (MB)."""
+    cmd = [sys.executable, "-m", "nnx_build.cli", str(ROOT / spec)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -54,11 +54,15 @@ def _run(spec: str, env: dict[str, str]) -> dict[str, float]:
     return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def _baseline(rev: str, where: Path) -> Path:
-    """The package as it was at ``rev``, unpacked under ``where``."""
+def _baseline(rev: str, where: Path, env: dict[str, str]) -> Path:
+    """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
     where.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
+    found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(where.resolve()):
+        raise RuntimeError(f"the baseline would import {found}, not the copy in {where}")
     return where
 
 
@@ -72,14 +76,15 @@ def main() -> int:
 
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="nnx-build-cold-start-") as tmp:
-        old = _baseline(args.baseline, Path(tmp) / "baseline") if args.baseline else None
+        home = {"XDG_CACHE_HOME": str(Path(tmp) / "home")}  # never the user's own cache
+        old = _baseline(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
         for r in range(args.rounds):
             cache = Path(tmp) / f"cache-{r}"
             if old is not None:
-                runs["before"].append(_run(args.spec, _env(PYTHONPATH=str(old))))
-            runs["no_cache"].append(_run(args.spec, _env(NNX_BUILD_COMPILE_CACHE="0")))
-            runs["first"].append(_run(args.spec, _env(NNX_BUILD_COMPILE_CACHE=str(cache))))
-            runs["second"].append(_run(args.spec, _env(NNX_BUILD_COMPILE_CACHE=str(cache))))
+                runs["before"].append(_run(args.spec, _env(**home), cwd=old))
+            runs["no_cache"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE="0")))
+            runs["first"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE=str(cache))))
+            runs["second"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE=str(cache))))
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v} {runs[v][-1]['seconds']:.1f} s" for v in VARIANTS if runs[v]), file=sys.stderr)
         cache_mb = sum(f.stat().st_size for f in (Path(tmp) / "cache-0").rglob("*") if f.is_file()) / 2**20
 
