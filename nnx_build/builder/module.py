@@ -303,6 +303,8 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     Python) is built eagerly instead, with :func:`instantiate`.
     """
     graphdef_r, state_r = nnx.split(rngs)
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state_r)):
+        return instantiate(program, rngs=rngs)  # inside a transform (nnx.jit, vmap): it compiles the whole
     box: dict[str, Any] = {}
 
     def create(state_r: Any) -> Any:
