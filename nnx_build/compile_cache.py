@@ -146,7 +146,7 @@ def _update_jax(settings: Mapping[str, str | None]) -> None:
     for key, value in settings.items():
         if key in parse:
             value = defaults.get(key) if value is None else value
-            jax.config.update(key.lower(), None if value is None else parse[key](value))
+            jax.config.update(key.lower(), None if value is None else parse[key](value))  # type: ignore[no-untyped-call]
 
 
 @contextlib.contextmanager
