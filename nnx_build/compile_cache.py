@@ -26,7 +26,8 @@ others), so processes the command starts (the verification of an export) use the
 folder, and JAX need not be imported to configure it (``check`` and ``--help`` stay
 light). A folder that cannot be created or written turns the cache off with one line
 of warning; an entry that cannot be read (a corrupt file) is compiled again, with one
-line of warning. Neither is an error.
+line of warning. Neither is an error. JAX's keys include the folder's path (JAX keeps
+its GPU autotuning cache inside it), so a copied or moved folder is read as empty.
 
 The cache is trusted code: whoever can write to its folder can make the next process
 run what they wrote. The default folder is created readable by its owner only; do not
