@@ -20,7 +20,7 @@ RESULTS = HERE / "results"
 README = HERE / "README.md"
 BEGIN = "<!-- BEGIN report.py: generated from benchmarks/results/*.json, do not edit by hand -->"
 END = "<!-- END report.py -->"
-NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts")
+NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts", "cold_start")
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -154,6 +154,16 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             what = (f"artifacts `{name}` ({m['params']:,} params, batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): "
                     "latency / fast path")
             add(d, (what, "reported", ", ".join(parts), "recorded"))
+    d = load("cold_start")
+    if d:
+        s, r = d["median_seconds"], d["ratio_to_before"]
+        add(d, (
+            f"cold start: `{d['command']}` wall time, empty / filled compilation cache (medians of {d['rounds']} rounds)",
+            "recorded",
+            f"{s['first']:.1f} / {s['second']:.1f} s; filled / empty {d['second_to_first']:.2f}"
+            + (f"; / before ({s['before']:.1f} s): {r['first']:.2f} / {r['second']:.2f}" if s.get("before") else ""),
+            "recorded",
+        ))
     return out
 
 

@@ -9,6 +9,7 @@ line each and exit code 2; ``--debug`` (before the sub-command) shows tracebacks
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from .commands.options import console
 __all__ = ["app", "main"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+ROOT_FLAGS = ("--debug", "--no-compile-cache")  # options of the app itself: before the sub-command
 
 
 def _report_error(exc: BaseException) -> int:
@@ -68,15 +70,24 @@ def _route(args: list[str]) -> list[str] | str:
         return args
     word = args[first]
     if word in commands_:
-        if "--debug" in args[first + 1 :]:
-            return f"--debug goes before the command: nnx-build --debug {word} ..."
+        if flag := next((f for f in ROOT_FLAGS if f in args[first + 1 :]), None):
+            return f"{flag} goes before the command: nnx-build {flag} {word} ..."
         return args
     if Path(word).suffix in SPEC_SUFFIXES or Path(word).exists():
-        if "--debug" in args[first + 1 :]:
-            return f"--debug goes before the spec: nnx-build --debug {word} ..."
+        if flag := next((f for f in ROOT_FLAGS if f in args[first + 1 :]), None):
+            return f"{flag} goes before the spec: nnx-build {flag} {word} ..."
         return [*args[:first], "build", *args[first:]]
     hint = did_you_mean(word, commands_)
     return f"'{word}' is neither a command nor a spec file (.yaml, .yml, .json){hint}; commands: {', '.join(commands_)}"
+
+
+def _compile_cache(args: list[str]) -> contextlib.AbstractContextManager[object]:
+    """JAX's persistent compilation cache for the command (none for help: nothing compiles)."""
+    if "--help" in args or not set(args) & set(_command_names()):
+        return contextlib.nullcontext()
+    from .compile_cache import configured
+
+    return configured(enabled="--no-compile-cache" not in args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = routed
     debug = "--debug" in args or bool(os.environ.get("NNX_BUILD_DEBUG"))
     try:
-        rv = app(args=args, prog_name="nnx-build", standalone_mode=False)
+        with _compile_cache(args):
+            rv = app(args=args, prog_name="nnx-build", standalone_mode=False)
     except typer.Exit as e:
         return int(e.exit_code)
     except typer.Abort:

@@ -23,7 +23,17 @@ from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
 
-__all__ = ["BuiltModule", "CheckContext", "Poison", "allocate", "checking", "instantiate", "instantiate_abstract", "module_class"]
+__all__ = [
+    "BuiltModule",
+    "CheckContext",
+    "Poison",
+    "allocate",
+    "checking",
+    "instantiate",
+    "instantiate_abstract",
+    "instantiate_compiled",
+    "module_class",
+]
 
 
 # ---- check mode: shape errors become located SpecErrors -----------------------------
@@ -279,6 +289,42 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
     return nnx.merge(box["graphdef"], nnx.from_flat_state(flat))
 
 
+def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
+    """What :func:`instantiate` builds (same seed, same values, ``rngs`` advanced the same),
+    with every initialiser in one compiled program instead of one small program per
+    variable shape: the constructor runs once under ``jax.jit`` and returns the state, which
+    is merged back into an ordinary eager module.
+
+    The program is compiled without XLA's algebraic simplifier: built eagerly, each
+    initialiser's operations are separate programs, and the simplifier, seeing them
+    together, would fold ``normal(key) * stddev`` into one multiplication by
+    ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
+    either way. A constructor that cannot be traced (it reads a weight's value in
+    Python) is built eagerly instead, with :func:`instantiate`.
+    """
+    graphdef_r, state_r = nnx.split(rngs)
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state_r)):
+        return instantiate(program, rngs=rngs)  # inside a transform (nnx.jit, vmap): it compiles the whole
+    box: dict[str, Any] = {}
+
+    def create(state_r: Any) -> Any:
+        r = nnx.merge(graphdef_r, state_r)
+        box["graphdef"], state = nnx.split(instantiate(program, rngs=r))
+        return state, nnx.state(r)
+
+    try:
+        compiled = jax.jit(create).lower(state_r).compile(compiler_options=INIT_COMPILER_OPTIONS)
+    except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
+        return instantiate(program, rngs=rngs)
+    state, after = compiled(state_r)
+    nnx.update(rngs, after)
+    return nnx.merge(box["graphdef"], state)
+
+
+# the values of weights initialised eagerly, op by op (see instantiate_compiled)
+INIT_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_disable_hlo_passes": "algsimp"}
+
+
 def allocate(
     program: Program,
     *,
@@ -295,7 +341,7 @@ def allocate(
     from ..errors import OutOfMemoryError
 
     try:
-        model = instantiate(program, rngs=rngs) if make is None else make()
+        model = instantiate_compiled(program, rngs=rngs) if make is None else make()
         jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
         text = first_line(e).rstrip(".")

@@ -42,6 +42,11 @@ Examples:
 
 Every command that builds a spec takes --limit, --max-params, --max-bytes, --plugin,
 --plugins-from-entry-points and --mesh.
+
+Compiled programs are kept in JAX's persistent compilation cache, so the next command
+that compiles the same program reads it instead: in $XDG_CACHE_HOME/nnx-build (~/.cache
+without it), or in NNX_BUILD_COMPILE_CACHE=PATH; NNX_BUILD_COMPILE_CACHE=0 or
+--no-compile-cache (before the command) turns it off.
 """
 
 app = typer.Typer(
@@ -57,5 +62,10 @@ app = typer.Typer(
 @app.callback(invoke_without_command=False)
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (before the sub-command)."),
+    no_compile_cache: bool = typer.Option(
+        False,
+        "--no-compile-cache",
+        help="Do not read or write JAX's persistent compilation cache (before the sub-command; or set NNX_BUILD_COMPILE_CACHE=0).",
+    ),
 ) -> None:
-    """Options before the sub-command; ``--debug`` is read by ``cli.main`` itself."""
+    """Options before the sub-command; ``cli.main`` reads ``--debug`` and ``--no-compile-cache`` itself."""

@@ -33,7 +33,7 @@ def test_every_results_file_is_rendered(report) -> None:
     d = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in report.NAMES}
     expected = (len(d["parity"]["models"]) + 2 + 1 + len(d["check_scale"]["results"])
                 + len([s for s in ("build", "export_stablehlo", "export_savedmodel") if s in d["scale"]["stages"]])
-                + 1 + 1 + len(d["artifacts"]["summary"]))
+                + 1 + 1 + len(d["artifacts"]["summary"]) + 1)
     assert len(report.rows()) == expected
 
 

@@ -1,0 +1,116 @@
+"""Cold start: wall time of ``nnx-build SPEC`` (build + forward on zeros) in fresh processes.
+
+Each round runs, one after the other, in fresh processes:
+
+* ``before``: the code of ``--baseline REF`` (a git revision: eager initialisation, eager
+  forward, no compilation cache), when given;
+* ``no_cache``: this code with ``NNX_BUILD_COMPILE_CACHE=0`` (compiled initialisation and
+  the forward through the fast path, nothing read from disk);
+* ``first``: this code with the cache on in a new, empty folder;
+* ``second``: this code again, reading the folder ``first`` just filled.
+
+Wall time and peak RSS of each process; the ratios (to ``before``, and ``second`` to
+``first``) are medians of per-round ratios, so a machine shared with other work still
+gives comparable numbers within one run.
+
+Usage: python benchmarks/cold_start.py [--spec specs/zoo/resnet50.yaml] [--rounds 3] [--baseline REV] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
+from _common import ROOT, write_result
+
+VARIANTS = ("before", "no_cache", "first", "second")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "NNX_BUILD_COMPILE_CACHE"}
+    return {**env, "JAX_PLATFORMS": "cpu", **extra}
+
+
+def _run(spec: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, float]:
+    """One ``nnx-build SPEC`` process (the package found from ``cwd`` first): wall seconds and peak RSS (MB)."""
+    cmd = [sys.executable, "-m", "nnx_build.cli", str(ROOT / spec)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def _baseline(rev: str, where: Path, env: dict[str, str]) -> Path:
+    """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
+    where.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
+    found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(where.resolve()):
+        raise RuntimeError(f"the baseline would import {found}, not the copy in {where}")
+    return where
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="specs/zoo/resnet50.yaml")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", help="git revision to compare with (its nnx_build package, run from a copy)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="nnx-build-cold-start-") as tmp:
+        home = {"XDG_CACHE_HOME": str(Path(tmp) / "home")}  # never the user's own cache
+        old = _baseline(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
+        for r in range(args.rounds):
+            cache = Path(tmp) / f"cache-{r}"
+            if old is not None:
+                runs["before"].append(_run(args.spec, _env(**home), cwd=old))
+            runs["no_cache"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE="0")))
+            runs["first"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE=str(cache))))
+            runs["second"].append(_run(args.spec, _env(**home, NNX_BUILD_COMPILE_CACHE=str(cache))))
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v} {runs[v][-1]['seconds']:.1f} s" for v in VARIANTS if runs[v]), file=sys.stderr)
+        cache_mb = sum(f.stat().st_size for f in (Path(tmp) / "cache-0").rglob("*") if f.is_file()) / 2**20
+
+    def median(variant: str, key: str) -> float | None:
+        return round(statistics.median(x[key] for x in runs[variant]), 3) if runs[variant] else None
+
+    def ratio(a: str, b: str) -> float | None:
+        if not runs[a] or not runs[b]:
+            return None
+        return round(statistics.median(x["seconds"] / y["seconds"] for x, y in zip(runs[a], runs[b], strict=True)), 3)
+
+    data: dict[str, Any] = {
+        "spec": args.spec,
+        "rounds": args.rounds,
+        "baseline": args.baseline,
+        "command": f"nnx-build {args.spec}",
+        "median_seconds": {v: median(v, "seconds") for v in VARIANTS},
+        "median_peak_rss_mb": {v: median(v, "peak_rss_mb") for v in VARIANTS},
+        "ratio_to_before": {v: ratio(v, "before") for v in VARIANTS if v != "before"},
+        "second_to_first": ratio("second", "first"),
+        "cache_folder_mb": round(cache_mb, 2),
+        "runs": runs,
+    }
+    write_result("cold_start", data, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
