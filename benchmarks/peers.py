@@ -15,7 +15,10 @@ nnx-build / Keras, the median of the per-round ratios:
 * onnxruntime latency at batch 1 and 8 of the two ONNX files, alternating in one process.
 
 Keras exports ONNX on the JAX backend with ``jax2onnx`` (``keras/src/export/onnx.py``), the
-converter nnx-build uses; its SavedModel goes through ``jax2tf``.
+converter nnx-build uses, loading all of its plugins; the conversion runs under nnx-build's
+``conversion_fixes`` for both (the converter's max pool lowering gives onnxruntime a
+pooling it refuses, ResNet50's stem pool), so both files' MaxPool is fixed the same way.
+Keras' SavedModel goes through ``jax2tf``.
 
 Usage: python benchmarks/peers.py [--quick] [--rounds 3] [--models resnet50,vit_b16]
                                   [--onnx-baseline resnet50=PATH.onnx] [--out benchmarks/results/peers.json]
@@ -208,8 +211,16 @@ def worker(task: str, model: str, quick: bool, work: Path) -> dict[str, Any]:
             t = time.perf_counter()
             m.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
             out["savedmodel_s"] = time.perf_counter() - t
+            from jax2onnx.plugins.plugin_system import import_all_plugins
+
+            from nnx_build.exporters.onnx_fixes import conversion_fixes
+
             t = time.perf_counter()
-            m.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+            import_all_plugins()  # what Keras' export loads (all the converter's plugins), timed with it
+            # its MaxPool fixed as ours is: the converter's lowering of a max pool over every
+            # dim gives a pooling onnxruntime refuses (ResNet50's stem pool)
+            with conversion_fixes():
+                m.export(str(folder / "model.onnx"), format="onnx", verbose=False)
             out["onnx_s"] = time.perf_counter() - t
             out["savedmodel_bytes"] = _dir_bytes(folder / "savedmodel")
             out["onnx_bytes"] = _dir_bytes(folder / "model.onnx") + sum(_dir_bytes(p) for p in folder.glob("model.onnx*.data"))
