@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -207,7 +208,8 @@ def worker(task: str, model: str, quick: bool, work: Path) -> dict[str, Any]:
 
             m = keras.models.model_from_json(config.read_text())
             m.predict(np.zeros((1, image, image, 3), np.float32), verbose=0)  # Keras exports only a called model
-            folder.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)  # its weights file has a new name each time: none left from a round before
+            folder.mkdir(parents=True)
             t = time.perf_counter()
             m.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
             out["savedmodel_s"] = time.perf_counter() - t
