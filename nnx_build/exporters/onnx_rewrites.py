@@ -8,7 +8,10 @@ input (same dtype, same output shape, constants checked element by element):
   ``max(x, 0)``; the converter writes ``Relu`` only when the function is reached through
   ``jax.nn.relu`` at trace time, not from a traced jaxpr. onnxruntime fuses ``Relu``
   into the ``Conv`` or ``Gemm`` before it, and runs it as a single pass otherwise. A
-  ``Max`` with any non-zero constant (a clip at 6, a floor at 1e-6) is left alone.
+  ``Max`` with any non-zero constant (a clip at 6, a floor at 1e-6) is left alone. NaN
+  propagates through both; the one difference is the sign of a zero result for ``x = -0.0``
+  (``Relu`` keeps ``-0.0``, ``max`` gives ``+0.0``), values that compare equal, as the
+  converter's own ``Relu`` for ``jax.nn.relu`` does.
 
 :func:`rewrite` runs on the converter's ``onnx_ir`` model (after its own optimiser, see
 ``onnx_fixes``); the export's verification then compares the file with JAX as always.
