@@ -46,4 +46,5 @@ bench: install
 	$(BIN)/python benchmarks/scale.py --savedmodel --out benchmarks/results/scale.json
 	$(BIN)/python benchmarks/artifacts.py --out benchmarks/results/artifacts.json
 	$(BIN)/python benchmarks/weights_memory.py --out benchmarks/results/weights_memory.json
+	$(BIN)/python benchmarks/peers.py --out benchmarks/results/peers.json
 	$(BIN)/python benchmarks/report.py --readme

@@ -20,7 +20,7 @@ RESULTS = HERE / "results"
 README = HERE / "README.md"
 BEGIN = "<!-- BEGIN report.py: generated from benchmarks/results/*.json, do not edit by hand -->"
 END = "<!-- END report.py -->"
-NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts", "cold_start")
+NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts", "cold_start", "peers")
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -164,7 +164,49 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             + (f"; / before ({s['before']:.1f} s): {r['first']:.2f} / {r['second']:.2f}" if s.get("before") else ""),
             "recorded",
         ))
+    out += [(*row, when(d)) for d in [load("peers")] if d for row in peer_rows(d)]
     return out
+
+
+#: measure -> (what, unit, target, whether lower is met at the target; None: reported)
+PEER_MEASURES: dict[str, tuple[str, str, str, float | None]] = {
+    "check_wall": ("`check` / Keras `model_from_json`: wall", "s", "reported", None),
+    "check_rss": ("`check` / Keras `model_from_json`: peak RSS", "MB", "reported", None),
+    "build_forward_wall": ("`nnx-build SPEC` (build + forward) / `model_from_json` + `predict`: wall", "s", "≤ 0.8", 0.8),
+    "build_forward_rss": ("`nnx-build SPEC` / `model_from_json` + `predict`: peak RSS", "MB", "reported", None),
+    "jit_forward_b1": ("jitted forward, batch 1", "ms", "reported", None),
+    "jit_forward_b8": ("jitted forward, batch 8", "ms", "reported", None),
+    "savedmodel_export_s": ("SavedModel export time", "s", "reported", None),
+    "onnx_export_s": ("ONNX export time", "s", "reported", None),
+    "export_peak_rss": ("export process peak RSS", "MB", "≤ 1.0", 1.0),
+    "savedmodel_bytes": ("SavedModel folder size", "MB", "reported", None),
+    "onnx_bytes": ("ONNX file(s) size", "MB", "reported", None),
+    "ort_b1": ("onnxruntime latency of the ONNX files, batch 1", "ms", "≤ 1.0", 1.0),
+    "ort_b8": ("onnxruntime latency of the ONNX files, batch 8", "ms", "≤ 1.0", 1.0),
+}
+
+
+def peer_rows(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per measure and model of peers.json: the ratio nnx-build / Keras and both values."""
+    rows = []
+    for model, m in d["models"].items():
+        for key, (what, unit, target, limit) in PEER_MEASURES.items():
+            if key not in m["ratios"]:
+                continue
+            v = m["values"][key]
+            scale = 1 / 2**20 if unit == "MB" and "bytes" in key else 1
+
+            def fmt(x: float, unit: str = unit, scale: float = scale) -> str:
+                return f"{x * scale:.0f}" if unit == "MB" else f"{x:.3g}"
+
+            result = f"{m['ratios'][key]:.2f} ({fmt(v['ours'])} vs {fmt(v['keras'])} {unit})"
+            if key.startswith("ort_") and f"{key}_baseline" in m["ratios"]:
+                result += f"; before the ONNX rewrites {m['ratios'][key + '_baseline']:.2f} ({fmt(v['baseline'])} {unit})"
+            if "bytes" in key:
+                result += f", {v['ours'] / m['weights_bytes']['ours']:.2f}× the weights"
+            verdict = "recorded" if limit is None else mark(m["ratios"][key] <= limit)
+            rows.append((f"peers `{model}` vs Keras {d['keras']}: {what}, nnx-build / Keras", target, result, verdict))
+    return rows
 
 
 def max_artifact_error() -> float | None:

@@ -142,6 +142,9 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                         inputs=args,
                         model_name=entry.name,
                         opset=opset,
+                        # LayerNormalization (and RMS/GroupNormalization) nodes, which onnxruntime
+                        # runs as one kernel, instead of their arithmetic
+                        normalization_mode="prefer_native",
                         input_names=[i.name for i in entry.inputs],
                         output_names=[o.name for o in entry.outputs],
                         return_mode="file",

@@ -18,10 +18,30 @@ Two faults of the converter, each fixed here without editing it:
   lowering registered here pools over the dims whose window is not trivial, with the two
   trivial ones (batch, features) transposed to the front; other cases go to the original.
   ``min_pool`` with padding pairs, for which the converter has no lowering at all, becomes
-  the same pooling of ``-x``, negated.
+  the same pooling of ``-x``, negated. The converter's own ``flax`` pooling patch refuses
+  explicit padding pairs outright, which sent whole models (ResNet's padded stem pool) to
+  the traced-jaxpr fallback, without any of the converter's layer plugins (``Relu``,
+  ``BatchNormalization``, ...); here it hands such pools to ``flax``'s own code instead.
 
-:func:`conversion_fixes` installs both for the duration of a conversion and restores the
-converter as it was afterwards.
+* **Transpose pairs across residual sums.** With the converter's ``BatchNormalization``
+  (``Transpose -> BatchNormalization -> Transpose`` around each NHWC batch norm), its
+  ``remove_redundant_transpose_pairs_ir`` pass lifts an ``Add`` chain of a ResNet
+  bottleneck into NCHW while one of its operands stays NHWC: onnxruntime refuses the file
+  ("Add: Incompatible dimensions", ResNet-50 at 64x64 and 224x224). That pass is left out
+  (:data:`SKIPPED_PASSES`); onnxruntime's own transpose optimiser cancels the pairs it
+  would have removed when it loads the file.
+
+And two costs of it:
+
+* **Plugin loading.** On first use the converter imports every plugin module it ships,
+  including its Equinox and example trees, which build and compile example models at
+  import time (10-20 s). :func:`load_plugins` imports the ``jax`` and ``flax`` trees only,
+  once per process, and marks the registry as loaded.
+* **Unfused ops.** After the converter's graph optimiser, :func:`onnx_rewrites.rewrite`
+  replaces patterns by the ops onnxruntime fuses (``Max(x, 0)`` by ``Relu``).
+
+:func:`conversion_fixes` installs the fixes for the duration of a conversion and restores
+the converter as it was afterwards.
 """
 
 from __future__ import annotations
@@ -30,7 +50,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["GUARD_DOMAIN", "conversion_fixes", "guard_outputs", "unguard_outputs"]
+__all__ = ["GUARD_DOMAIN", "PLUGIN_TREES", "SKIPPED_PASSES", "conversion_fixes", "guard_outputs", "load_plugins", "unguard_outputs"]
+
+#: the converter's plugin trees a flax NNX model needs (not ``equinox``, ``dm_pix``, ``examples``)
+PLUGIN_TREES = ("jax", "flax")
+#: the converter's graph optimiser passes left out (see the module docstring)
+SKIPPED_PASSES = ("remove_redundant_transpose_pairs",)
 
 #: the private domain of the placeholder holding a graph output during optimisation
 GUARD_DOMAIN = "nnx_build.guard"
@@ -89,10 +114,14 @@ def unguard_outputs(graph: Any, guards: list[Any]) -> None:
 
 
 def _guarded(optimize: Any) -> Any:
+    from .onnx_rewrites import rewrite
+
     def optimize_graph(model: Any) -> Any:
         guards = guard_outputs(model.graph)
         try:
-            return optimize(model)
+            result = optimize(model)
+            rewrite(model)
+            return result
         finally:
             unguard_outputs(model.graph, guards)
 
@@ -191,6 +220,51 @@ def _lower_spatial_max_pool(ctx: Any, eqn: Any, *, negate: bool = False) -> bool
     return True
 
 
+def load_plugins() -> None:
+    """Imports the converter's ``jax`` and ``flax`` plugins (once per process) and marks the registry loaded.
+
+    Falls back to the converter's own loading of every plugin when its internals differ.
+    """
+    from pathlib import Path
+
+    from jax2onnx.plugins import plugin_system
+
+    if getattr(plugin_system, "_already_imported_plugins", True):
+        return
+    import_tree = getattr(plugin_system, "_import_tree", None)
+    if import_tree is None:
+        plugin_system.import_all_plugins()
+        return
+    root = Path(plugin_system.__file__).resolve().parent
+    for tree in PLUGIN_TREES:
+        import_tree(root / tree, f"jax2onnx.plugins.{tree}")
+    plugin_system._already_imported_plugins = True
+
+
+def _flax_pool_patch(original: Any) -> Any:
+    """The converter's ``flax.linen.pooling.pool`` patch, handing explicit padding pairs to flax's own code."""
+
+    def get_monkey_patch(orig_fn: Any) -> Any:
+        patched = original(orig_fn)
+
+        def pool(inputs: Any, init: Any, reduce_fn: Any, window_shape: Any, strides: Any, padding: Any) -> Any:
+            if isinstance(padding, str):
+                return patched(inputs, init, reduce_fn, window_shape, strides, padding)
+            return orig_fn(inputs, init, reduce_fn, window_shape, strides, padding)
+
+        return pool
+
+    return staticmethod(get_monkey_patch)
+
+
+def _flax_pool_plugin() -> Any:
+    try:
+        from jax2onnx.plugins.flax.linen.pool import PoolPlugin
+    except ImportError:
+        return None
+    return PoolPlugin if callable(getattr(PoolPlugin, "get_monkey_patch", None)) else None
+
+
 @contextlib.contextmanager
 def conversion_fixes() -> Iterator[None]:
     """Installs the corrections for the block; the converter is as it was afterwards.
@@ -201,8 +275,10 @@ def conversion_fixes() -> Iterator[None]:
     from jax2onnx.converter import conversion_api
     from jax2onnx.plugins import plugin_system
 
-    plugin_system.import_all_plugins()
+    load_plugins()
     registry = plugin_system.PLUGIN_REGISTRY
+    pool_plugin = _flax_pool_plugin()
+    pool_patch = pool_plugin.__dict__.get("get_monkey_patch") if pool_plugin is not None else None
     optimize = getattr(conversion_api, "optimize_graph", None)
     original_pool = registry.get("reduce_window_max")
     has_min_pool = "reduce_window_min" in registry
@@ -212,6 +288,13 @@ def conversion_fixes() -> Iterator[None]:
         registry["reduce_window_max"] = _max_pool_plugin(original_pool)
     if not has_min_pool:
         registry["reduce_window_min"] = _min_pool_plugin()
+    if pool_plugin is not None:
+        pool_plugin.get_monkey_patch = _flax_pool_patch(pool_plugin.get_monkey_patch)
+    from jax2onnx.converter import ir_optimizations
+
+    passes = getattr(ir_optimizations, "_OPTIMIZER_PASSES", None)
+    if passes is not None:
+        ir_optimizations._OPTIMIZER_PASSES = tuple(p for p in passes if getattr(p, "name", None) not in SKIPPED_PASSES)
     try:
         yield
     finally:
@@ -221,3 +304,7 @@ def conversion_fixes() -> Iterator[None]:
             registry["reduce_window_max"] = original_pool
         if not has_min_pool:
             registry.pop("reduce_window_min", None)
+        if pool_plugin is not None:
+            pool_plugin.get_monkey_patch = pool_patch
+        if passes is not None:
+            ir_optimizations._OPTIMIZER_PASSES = passes

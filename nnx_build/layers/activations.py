@@ -40,10 +40,10 @@ def _make(name: str, fields: dict[str, tuple[Any, Any]], doc: str) -> type[Confi
 
 
 def _apply(name: str):
-    fn = getattr(nnx, name)
-
     def apply(cfg: Config, *xs: Any, **kw: Any) -> Any:
-        return fn(*xs, **cfg.kwargs(), **kw)
+        # looked up at each call: the ONNX converter replaces nnx.relu, nnx.gelu, ... while
+        # it traces, to write Relu, Gelu, ... nodes instead of their arithmetic
+        return getattr(nnx, name)(*xs, **cfg.kwargs(), **kw)
 
     apply.__name__ = name
     return apply

@@ -33,7 +33,8 @@ def test_every_results_file_is_rendered(report) -> None:
     d = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in report.NAMES}
     expected = (len(d["parity"]["models"]) + 2 + 1 + len(d["check_scale"]["results"])
                 + len([s for s in ("build", "export_stablehlo", "export_savedmodel") if s in d["scale"]["stages"]])
-                + 1 + 1 + len(d["artifacts"]["summary"]) + 1)
+                + 1 + 1 + len(d["artifacts"]["summary"]) + 1
+                + sum(len(set(report.PEER_MEASURES) & set(m["ratios"])) for m in d["peers"]["models"].values()))
     assert len(report.rows()) == expected
 
 
@@ -44,6 +45,9 @@ def test_figures_come_from_the_files(report) -> None:
     rendered = report.render()
     assert f"{dispatch['ratios']['fast_path_over_raw_jit']:.3f} ({dispatch['latency_us']['fast_path']:.1f} vs" in rendered
     assert f"{efficiency['efficiency_built_over_bare']:.2f} ({efficiency['gflop_per_s']['built']:.1f} vs" in rendered
+    peers = json.loads((RESULTS / "peers.json").read_text())["models"]["resnet50"]
+    ort = [peers["values"]["ort_b8"][w] for w in ("ours", "keras")]
+    assert f"{peers['ratios']['ort_b8']:.2f} ({ort[0]:.3g} vs {ort[1]:.3g} ms)" in rendered
     rows = [line for line in rendered.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
     dated = {line.rsplit("|", 2)[-2].strip() for line in rows}
     assert dated <= {"undated"} | {json.loads(p.read_text())["machine"].get("date", "")[:10] for p in RESULTS.glob("*.json")}

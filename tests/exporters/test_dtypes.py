@@ -114,8 +114,8 @@ def test_float16_conv_verifies_on_onnx(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("dtype", "spec", "message"),
     [
-        ("bfloat16", "mlp", "jax2onnx mixes tensor(bfloat16) and tensor(float) in one Max node when converting bfloat16"),
-        ("float16", "mlp", "jax2onnx mixes tensor(float16) and tensor(float) in one Max node when converting float16"),
+        ("bfloat16", "mlp", "jax2onnx mixes tensor(bfloat16) and tensor(float) in one Gemm node when converting bfloat16"),
+        ("float16", "mlp", "jax2onnx mixes tensor(float16) and tensor(float) in one Gemm node when converting float16"),
         ("bfloat16", "conv", "onnxruntime has no CPU kernel for Conv in bfloat16"),
     ],
 )

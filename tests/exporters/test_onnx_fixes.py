@@ -98,22 +98,26 @@ def test_max_pool_lowering_pools_only_the_spatial_dims() -> None:
     np.testing.assert_array_equal(_run(proto, x), want)
 
 
-@pytest.mark.slow  # importing every jax2onnx plugin takes seconds
+@pytest.mark.slow  # loading the jax2onnx plugins takes seconds
 def test_the_converter_is_restored_after_the_block() -> None:
     from jax2onnx.converter import conversion_api
     from jax2onnx.plugins import plugin_system
+    from jax2onnx.plugins.flax.linen.pool import PoolPlugin
 
-    from nnx_build.exporters.onnx_fixes import conversion_fixes
+    from nnx_build.exporters.onnx_fixes import conversion_fixes, load_plugins
 
-    plugin_system.import_all_plugins()
+    load_plugins()
     optimize = conversion_api.optimize_graph
     pool = plugin_system.PLUGIN_REGISTRY["reduce_window_max"]
+    flax_pool = PoolPlugin.__dict__["get_monkey_patch"]
     assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY
     with pytest.raises(RuntimeError, match="inside"), conversion_fixes():
         assert conversion_api.optimize_graph is not optimize
         assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is not pool
         assert "reduce_window_min" in plugin_system.PLUGIN_REGISTRY
+        assert PoolPlugin.__dict__["get_monkey_patch"] is not flax_pool
         raise RuntimeError("inside")
     assert conversion_api.optimize_graph is optimize
     assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is pool
+    assert PoolPlugin.__dict__["get_monkey_patch"] is flax_pool
     assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY

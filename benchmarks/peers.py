@@ -1,0 +1,407 @@
+"""nnx-build against Keras 3 (JAX backend), the peer that also builds from a config and exports.
+
+Two models: ResNet-50 (``specs/zoo/resnet50.yaml`` against Keras' ``ResNet50(weights=None)``
+configuration) and ViT-B/16 (``specs/zoo/vit_b16.yaml`` against a Keras functional ViT-B/16
+of the same size, built here from Keras layers: Keras itself ships no transformer model
+without ``keras_hub`` and its downloads). Every measure runs in fresh processes, the two
+frameworks alternating within each round (the order flips every round); ratios are
+nnx-build / Keras, the median of the per-round ratios:
+
+* ``check`` / Keras ``model_from_json`` of the saved configuration: wall time and peak RSS;
+* ``nnx-build SPEC`` (build, forward on zeros) / ``model_from_json`` + ``predict`` on zeros;
+* jitted forward at batch 1 and 8 (our fast path / Keras' ``stateless_call`` under ``jax.jit``);
+* SavedModel and ONNX export time (in one process per framework, after building the model),
+  that process' peak RSS, the artifacts' sizes;
+* onnxruntime latency at batch 1 and 8 of the two ONNX files, alternating in one process.
+
+Keras exports ONNX on the JAX backend with ``jax2onnx`` (``keras/src/export/onnx.py``), the
+converter nnx-build uses, loading all of its plugins; the conversion runs under nnx-build's
+``conversion_fixes`` for both (the converter's max pool lowering gives onnxruntime a
+pooling it refuses, ResNet50's stem pool), so both files' MaxPool is fixed the same way.
+Keras' SavedModel goes through ``jax2tf``.
+
+Usage: python benchmarks/peers.py [--quick] [--rounds 3] [--models resnet50,vit_b16]
+                                  [--onnx-baseline resnet50=PATH.onnx] [--out benchmarks/results/peers.json]
+``--quick``: small inputs and a 2-block ViT, one round (for trying the script, not for figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common  # noqa: F401
+from _common import ROOT, write_result
+
+HERE = Path(__file__).resolve()
+BIN = Path(sys.executable).parent
+SPECS = {"resnet50": ROOT / "specs" / "zoo" / "resnet50.yaml", "vit_b16": ROOT / "specs" / "zoo" / "vit_b16.yaml"}
+QUICK = {"resnet50": {"image": 64}, "vit_b16": {"image": 32, "layers": 2}}
+VIT = {"image": 224, "patch": 16, "d_model": 768, "heads": 12, "mlp": 3072, "layers": 12, "classes": 1000}
+
+
+# ---- the models on both sides ------------------------------------------------------------
+
+
+def spec_text(model: str, quick: bool) -> str:
+    """The zoo spec, with the quick sizes substituted when ``quick``."""
+    text = SPECS[model].read_text()
+    if not quick:
+        return text
+    if model == "resnet50":
+        return text.replace("[batch, 224, 224, 3]", f"[batch, {QUICK['resnet50']['image']}, {QUICK['resnet50']['image']}, 3]")
+    return text.replace("image: 224,", f"image: {QUICK['vit_b16']['image']},").replace("layers: 12,", f"layers: {QUICK['vit_b16']['layers']},")
+
+
+def image_size(model: str, quick: bool) -> int:
+    return QUICK[model]["image"] if quick else 224
+
+
+def keras_model(model: str, quick: bool) -> Any:
+    """Keras' ResNet50 (v1) or a functional ViT-B/16 with the zoo spec's sizes."""
+    import keras
+
+    image = image_size(model, quick)
+    if model == "resnet50":
+        return keras.applications.ResNet50(weights=None, input_shape=(image, image, 3))
+    cfg = {**VIT, **(QUICK["vit_b16"] if quick else {})}
+    d, layers = cfg["d_model"], keras.layers
+    x = keras.Input((image, image, 3), name="x")
+    h = layers.Conv2D(d, cfg["patch"], strides=cfg["patch"], name="patch_embed")(x)
+    h = layers.Reshape(((image // cfg["patch"]) ** 2, d))(h)
+    h = ClassTokenAndPositions(name="embed")(h)
+    for i in range(cfg["layers"]):
+        a = layers.LayerNormalization(epsilon=1e-6, name=f"ln_1_{i}")(h)
+        a = layers.MultiHeadAttention(cfg["heads"], d // cfg["heads"], name=f"attn_{i}")(a, a)
+        h = layers.Add()([h, a])
+        m = layers.LayerNormalization(epsilon=1e-6, name=f"ln_2_{i}")(h)
+        m = layers.Dense(cfg["mlp"], activation=keras.activations.gelu, name=f"fc1_{i}")(m)  # exact GELU (approximate=False)
+        m = layers.Dense(d, name=f"fc2_{i}")(m)
+        h = layers.Add()([h, m])
+    h = layers.LayerNormalization(epsilon=1e-6, name="ln")(h)
+    h = ClassTokenOut(name="cls_out")(h)
+    y = layers.Dense(cfg["classes"], name="head")(h)
+    return keras.Model(x, y, name="vit_b16")
+
+
+def _keras_layers() -> tuple[type, type]:
+    import keras
+
+    @keras.saving.register_keras_serializable(package="peers")
+    class ClassTokenAndPositions(keras.layers.Layer):  # type: ignore[misc]
+        """Prepends a learned class token and adds learned position embeddings."""
+
+        def build(self, shape: Any) -> None:
+            self.cls = self.add_weight(shape=(1, 1, shape[-1]), initializer="zeros", name="cls_token")
+            self.pos = self.add_weight(shape=(1, shape[1] + 1, shape[-1]), initializer=keras.initializers.RandomNormal(stddev=0.02), name="pos")
+
+        def call(self, x: Any) -> Any:
+            ops = keras.ops
+            cls = ops.broadcast_to(self.cls, (ops.shape(x)[0], 1, ops.shape(x)[-1]))
+            return ops.concatenate([cls, x], axis=1) + self.pos
+
+    @keras.saving.register_keras_serializable(package="peers")
+    class ClassTokenOut(keras.layers.Layer):  # type: ignore[misc]
+        """The class token's features."""
+
+        def call(self, x: Any) -> Any:
+            return x[:, 0]
+
+    return ClassTokenAndPositions, ClassTokenOut
+
+
+if os.environ.get("KERAS_BACKEND") == "jax" and os.environ.get("PEERS_WORKER"):
+    ClassTokenAndPositions, ClassTokenOut = _keras_layers()
+
+
+# ---- workers (each in its own process) --------------------------------------------------
+
+
+def _timed_latency(fn: Any, x: Any, calls: int) -> float:
+    import jax
+
+    for _ in range(2):
+        jax.block_until_ready(fn(x))
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(x))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def worker(task: str, model: str, quick: bool, work: Path) -> dict[str, Any]:
+    """One measure of one framework; runs in a fresh process, prints its result as JSON."""
+    import numpy as np
+
+    image, calls = image_size(model, quick), 3 if quick else 15
+    spec = work / f"{model}.yaml"
+    config = work / f"{model}.keras.json"
+    out: dict[str, Any] = {}
+    if task == "keras-config":  # once, before the rounds: the configuration the others load
+        config.write_text(keras_model(model, quick).to_json())
+        return out
+    if task == "keras-from-config":
+        import keras
+
+        keras.models.model_from_json(config.read_text())
+        return out
+    if task == "keras-predict":
+        import keras
+
+        m = keras.models.model_from_json(config.read_text())
+        m.predict(np.zeros((1, image, image, 3), np.float32), verbose=0)
+        return out
+    if task in ("ours-forward", "keras-forward"):
+        import jax
+
+        if task == "ours-forward":
+            import nnx_build
+
+            ff = nnx_build.fast_forward(nnx_build.build(spec))
+            fn = ff
+        else:
+            import keras
+
+            m = keras.models.model_from_json(config.read_text())
+            tv = [v.value for v in m.trainable_variables]
+            ntv = [v.value for v in m.non_trainable_variables]
+            stateless = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0])
+
+            def fn(x: Any) -> Any:
+                return stateless(tv, ntv, x)
+
+        for b in (1, 8):
+            out[f"forward_ms_b{b}"] = _timed_latency(fn, np.zeros((b, image, image, 3), np.float32), calls)
+        return out
+    if task in ("ours-export", "keras-export"):
+        folder = work / task
+        if task == "ours-export":
+            import nnx_build
+            from nnx_build.exporters import export
+
+            m = nnx_build.build(spec)
+            t = time.perf_counter()
+            export(m, folder / "savedmodel", to="savedmodel", verify=False, force=True)
+            out["savedmodel_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            export(m, folder / "onnx", to="onnx", verify=False, force=True)
+            out["onnx_s"] = time.perf_counter() - t
+            out["savedmodel_bytes"] = _dir_bytes(folder / "savedmodel" / "savedmodel")
+            out["onnx_bytes"] = _dir_bytes(folder / "onnx" / "onnx")
+            out["onnx_path"] = str(folder / "onnx" / "onnx" / "main.onnx")
+        else:
+            import keras
+
+            m = keras.models.model_from_json(config.read_text())
+            m.predict(np.zeros((1, image, image, 3), np.float32), verbose=0)  # Keras exports only a called model
+            shutil.rmtree(folder, ignore_errors=True)  # its weights file has a new name each time: none left from a round before
+            folder.mkdir(parents=True)
+            t = time.perf_counter()
+            m.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
+            out["savedmodel_s"] = time.perf_counter() - t
+            from jax2onnx.plugins.plugin_system import import_all_plugins
+
+            from nnx_build.exporters.onnx_fixes import conversion_fixes
+
+            t = time.perf_counter()
+            import_all_plugins()  # what Keras' export loads (all the converter's plugins), timed with it
+            # its MaxPool fixed as ours is: the converter's lowering of a max pool over every
+            # dim gives a pooling onnxruntime refuses (ResNet50's stem pool)
+            with conversion_fixes():
+                m.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+            out["onnx_s"] = time.perf_counter() - t
+            out["savedmodel_bytes"] = _dir_bytes(folder / "savedmodel")
+            out["onnx_bytes"] = _dir_bytes(folder / "model.onnx") + sum(_dir_bytes(p) for p in folder.glob("model.onnx*.data"))
+            out["onnx_path"] = str(folder / "model.onnx")
+        out["weights_bytes"] = int(m.count_params() * 4) if task == "keras-export" else _weights_bytes(m)
+        return out
+    raise SystemExit(f"unknown task {task}")
+
+
+def _weights_bytes(model: Any) -> int:
+    from nnx_build.fastpath import flat_weights
+
+    return int(sum(v.nbytes for v in flat_weights(model).values()))
+
+
+def ort_worker(paths: dict[str, str], image: int, quick: bool) -> dict[str, Any]:
+    """onnxruntime latency of each file at batch 1 and 8, the files alternating call by call."""
+    import numpy as np
+    import onnxruntime as ort
+
+    sessions = {}
+    for name, path in paths.items():
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    out: dict[str, Any] = {}
+    for b in (1, 8):
+        x = np.zeros((b, image, image, 3), np.float32)
+        feeds = {n: {s.get_inputs()[0].name: x} for n, s in sessions.items()}
+        for n, s in sessions.items():
+            for _ in range(2):
+                s.run(None, feeds[n])
+        times: dict[str, list[float]] = {n: [] for n in sessions}
+        for _ in range(3 if quick else 15):
+            for n, s in sessions.items():
+                t = time.perf_counter()
+                s.run(None, feeds[n])
+                times[n].append(time.perf_counter() - t)
+        for n in sessions:
+            out[f"{n}_ms_b{b}"] = statistics.median(times[n]) * 1e3
+    return out
+
+
+# ---- the driver --------------------------------------------------------------------------
+
+
+def run(argv: list[str], *, keras: bool) -> tuple[dict[str, Any], float, float]:
+    """Runs a command in a fresh process: (its JSON result, wall seconds, peak RSS in MB)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2", "PEERS_WORKER": "1"}
+    if keras:
+        env["KERAS_BACKEND"] = "jax"
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), wall, usage.ru_maxrss / 1024
+
+
+def _py(task: str, model: str, quick: bool, work: Path) -> list[str]:
+    return [sys.executable, str(HERE), "--worker", task, "--models", model, "--work", str(work), *(["--quick"] if quick else [])]
+
+
+def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | None) -> dict[str, Any]:
+    """Every measure once for both frameworks, alternating (Keras first when ``flip``)."""
+    spec = str(work / f"{model}.yaml")
+    pairs = {
+        "check": ([str(BIN / "nnx-build"), "check", spec], _py("keras-from-config", model, quick, work)),
+        "build_forward": ([str(BIN / "nnx-build"), spec], _py("keras-predict", model, quick, work)),
+        "forward": (_py("ours-forward", model, quick, work), _py("keras-forward", model, quick, work)),
+        "export": (_py("ours-export", model, quick, work), _py("keras-export", model, quick, work)),
+    }
+    r: dict[str, Any] = {}
+    for measure, (ours, theirs) in pairs.items():
+        order = [("keras", theirs), ("ours", ours)] if flip else [("ours", ours), ("keras", theirs)]
+        for who, argv in order:
+            result, wall, rss = run(argv, keras=who == "keras")
+            r[f"{measure}/{who}"] = {**result, "wall_s": wall, "peak_rss_mb": rss}
+        print(f"  {measure}: ours {r[f'{measure}/ours']['wall_s']:.1f} s, keras {r[f'{measure}/keras']['wall_s']:.1f} s", file=sys.stderr)
+    paths = {"ours": r["export/ours"]["onnx_path"], "keras": r["export/keras"]["onnx_path"]}
+    if baseline:
+        paths["baseline"] = baseline
+    if flip:
+        paths = dict(reversed(list(paths.items())))
+    cmd = [sys.executable, str(HERE), "--ort", json.dumps(paths), "--work", str(work), "--models", model, *(["--quick"] if quick else [])]
+    r["ort"], _, _ = run(cmd, keras=False)
+    return r
+
+
+RATIOS = {
+    "check_wall": ("check/{}", "wall_s"),
+    "check_rss": ("check/{}", "peak_rss_mb"),
+    "build_forward_wall": ("build_forward/{}", "wall_s"),
+    "build_forward_rss": ("build_forward/{}", "peak_rss_mb"),
+    "jit_forward_b1": ("forward/{}", "forward_ms_b1"),
+    "jit_forward_b8": ("forward/{}", "forward_ms_b8"),
+    "savedmodel_export_s": ("export/{}", "savedmodel_s"),
+    "onnx_export_s": ("export/{}", "onnx_s"),
+    "export_peak_rss": ("export/{}", "peak_rss_mb"),
+    "savedmodel_bytes": ("export/{}", "savedmodel_bytes"),
+    "onnx_bytes": ("export/{}", "onnx_bytes"),
+}
+
+
+def summarise(rounds: list[dict[str, Any]], baseline: bool) -> dict[str, Any]:
+    """Medians of per-round values and of per-round ratios (ours / Keras)."""
+    values: dict[str, dict[str, float]] = {}
+    ratios: dict[str, float] = {}
+    for name, (key, field) in RATIOS.items():
+        ours = [r[key.format("ours")][field] for r in rounds]
+        theirs = [r[key.format("keras")][field] for r in rounds]
+        values[name] = {"ours": statistics.median(ours), "keras": statistics.median(theirs)}
+        ratios[name] = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+    for b in (1, 8):
+        values[f"ort_b{b}"] = {w: statistics.median(r["ort"][f"{w}_ms_b{b}"] for r in rounds) for w in ("ours", "keras", *(["baseline"] if baseline else []))}
+        ratios[f"ort_b{b}"] = statistics.median(r["ort"][f"ours_ms_b{b}"] / r["ort"][f"keras_ms_b{b}"] for r in rounds)
+        if baseline:
+            ratios[f"ort_b{b}_baseline"] = statistics.median(r["ort"][f"baseline_ms_b{b}"] / r["ort"][f"keras_ms_b{b}"] for r in rounds)
+    w = rounds[-1]
+    weights = {"ours": w["export/ours"]["weights_bytes"], "keras": w["export/keras"]["weights_bytes"]}
+    return {"values": values, "ratios": ratios, "weights_bytes": weights}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--models", default="resnet50,vit_b16")
+    ap.add_argument("--onnx-baseline", action="append", default=[], help="MODEL=PATH: another ONNX file of our model to time beside")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--ort", help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    models = a.models.split(",")
+    if a.worker:
+        print(json.dumps(worker(a.worker, models[0], a.quick, a.work)))
+        return 0
+    if a.ort:
+        print(json.dumps(ort_worker(json.loads(a.ort), image_size(models[0], a.quick), a.quick)))
+        return 0
+    rounds = a.rounds or (1 if a.quick else 3)
+    baselines = dict(b.split("=", 1) for b in a.onnx_baseline)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
+        for model in models:
+            work = Path(tmp) / model
+            work.mkdir()
+            (work / f"{model}.yaml").write_text(spec_text(model, a.quick))
+            run(_py("keras-config", model, a.quick, work), keras=True)
+            per_round = []
+            for i in range(rounds):
+                print(f"{model}: round {i + 1}/{rounds}", file=sys.stderr)
+                per_round.append(one_round(model, a.quick, work, flip=i % 2 == 1, baseline=baselines.get(model)))
+            for r in per_round:
+                for k in ("export/ours", "export/keras"):
+                    r[k].pop("onnx_path", None)
+            results[model] = {"rounds": per_round, **summarise(per_round, model in baselines), "image": image_size(model, a.quick)}
+    write_result("peers", {
+        "quick": a.quick,
+        "rounds": rounds,
+        "keras": _keras_version(),
+        "conditions": "fresh processes per measure; the two frameworks alternate within each round, the order flipping every round; "
+                      "ratios are nnx-build / Keras, medians of per-round ratios",
+        "models": results,
+    }, a.out)
+    return 0
+
+
+def _keras_version() -> str:
+    from importlib.metadata import version
+
+    return version("keras")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
