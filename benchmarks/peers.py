@@ -8,7 +8,9 @@ frameworks alternating within each round (the order flips every round); ratios a
 nnx-build / Keras, the median of the per-round ratios:
 
 * ``check`` / Keras ``model_from_json`` of the saved configuration: wall time and peak RSS;
-* ``nnx-build SPEC`` (build, forward on zeros) / ``model_from_json`` + ``predict`` on zeros;
+* ``nnx-build SPEC`` (build, forward on zeros) / ``model_from_json`` + ``predict`` on zeros, on a
+  first run (nnx-build's compilation cache empty) and on a second run (the cache filled by
+  the first; Keras keeps no compiled programs between processes, so its run is the same);
 * jitted forward at batch 1 and 8 (our fast path / Keras' ``stateless_call`` under ``jax.jit``);
 * SavedModel and ONNX export time (in one process per framework, after building the model),
   that process' peak RSS, the artifacts' sizes;
@@ -270,9 +272,12 @@ def ort_worker(paths: dict[str, str], image: int, quick: bool) -> dict[str, Any]
 # ---- the driver --------------------------------------------------------------------------
 
 
-def run(argv: list[str], *, keras: bool) -> tuple[dict[str, Any], float, float]:
-    """Runs a command in a fresh process: (its JSON result, wall seconds, peak RSS in MB)."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2", "PEERS_WORKER": "1"}
+def run(argv: list[str], *, keras: bool, cache: Path | None = None) -> tuple[dict[str, Any], float, float]:
+    """Runs a command in a fresh process: (its JSON result, wall seconds, peak RSS in MB).
+
+    nnx-build's compilation cache is off unless ``cache`` names its folder (never the user's own)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2", "PEERS_WORKER": "1",
+           "NNX_BUILD_COMPILE_CACHE": str(cache) if cache else "0"}
     if keras:
         env["KERAS_BACKEND"] = "jax"
     t = time.perf_counter()
@@ -292,8 +297,13 @@ def _py(task: str, model: str, quick: bool, work: Path) -> list[str]:
 
 
 def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | None) -> dict[str, Any]:
-    """Every measure once for both frameworks, alternating (Keras first when ``flip``)."""
+    """Every measure once for both frameworks, alternating (Keras first when ``flip``).
+
+    ``nnx-build SPEC`` runs with a compilation cache that is empty at the start of the round
+    (the first run on a machine) and once more after the round, with that cache filled (a
+    second run); the other measures run without it."""
     spec = str(work / f"{model}.yaml")
+    cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
     pairs = {
         "check": ([str(BIN / "nnx-build"), "check", spec], _py("keras-from-config", model, quick, work)),
         "build_forward": ([str(BIN / "nnx-build"), spec], _py("keras-predict", model, quick, work)),
@@ -304,9 +314,13 @@ def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | N
     for measure, (ours, theirs) in pairs.items():
         order = [("keras", theirs), ("ours", ours)] if flip else [("ours", ours), ("keras", theirs)]
         for who, argv in order:
-            result, wall, rss = run(argv, keras=who == "keras")
+            result, wall, rss = run(argv, keras=who == "keras", cache=cache if measure == "build_forward" and who == "ours" else None)
             r[f"{measure}/{who}"] = {**result, "wall_s": wall, "peak_rss_mb": rss}
         print(f"  {measure}: ours {r[f'{measure}/ours']['wall_s']:.1f} s, keras {r[f'{measure}/keras']['wall_s']:.1f} s", file=sys.stderr)
+    result, wall, rss = run(pairs["build_forward"][0], keras=False, cache=cache)
+    r["build_forward_warm/ours"] = {**result, "wall_s": wall, "peak_rss_mb": rss}
+    r["build_forward_warm/keras"] = r["build_forward/keras"]  # Keras keeps no compiled programs between processes
+    shutil.rmtree(cache, ignore_errors=True)
     paths = {"ours": r["export/ours"]["onnx_path"], "keras": r["export/keras"]["onnx_path"]}
     if baseline:
         paths["baseline"] = baseline
@@ -322,6 +336,7 @@ RATIOS = {
     "check_rss": ("check/{}", "peak_rss_mb"),
     "build_forward_wall": ("build_forward/{}", "wall_s"),
     "build_forward_rss": ("build_forward/{}", "peak_rss_mb"),
+    "build_forward_warm_wall": ("build_forward_warm/{}", "wall_s"),
     "jit_forward_b1": ("forward/{}", "forward_ms_b1"),
     "jit_forward_b8": ("forward/{}", "forward_ms_b8"),
     "savedmodel_export_s": ("export/{}", "savedmodel_s"),

@@ -172,7 +172,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 PEER_MEASURES: dict[str, tuple[str, str, str, float | None]] = {
     "check_wall": ("`check` / Keras `model_from_json`: wall", "s", "reported", None),
     "check_rss": ("`check` / Keras `model_from_json`: peak RSS", "MB", "reported", None),
-    "build_forward_wall": ("`nnx-build SPEC` (build + forward) / `model_from_json` + `predict`: wall", "s", "≤ 0.8", 0.8),
+    "build_forward_wall": ("`nnx-build SPEC` (build + forward), first run / `model_from_json` + `predict`: wall", "s", "≤ 0.8", 0.8),
+    "build_forward_warm_wall": ("`nnx-build SPEC`, second run (compilation cache filled) / `model_from_json` + `predict`: wall",
+                                "s", "≤ 0.3", 0.3),
     "build_forward_rss": ("`nnx-build SPEC` / `model_from_json` + `predict`: peak RSS", "MB", "reported", None),
     "jit_forward_b1": ("jitted forward, batch 1", "ms", "reported", None),
     "jit_forward_b8": ("jitted forward, batch 8", "ms", "reported", None),
