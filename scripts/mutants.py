@@ -7,10 +7,17 @@ environment variables narrow them for a quicker run (docs/testing.md):
   (``MUTATE="nnx_build/layers/* nnx_build/builder/shapes.py"``);
 * ``TESTS``: the test files or folders run against each mutant (``TESTS="tests/layers"``).
 
-Arguments are mutmut's (``run``, ``results``, ``show NAME``, ``apply NAME``), or ``score``:
-a table of each mutated file's mutants by outcome and its score, killed / (killed +
-survived + no tests), the mutants whose outcome is known. Results are kept in
-``mutants/``: a second run tests only what changed.
+Arguments are mutmut's (``run``, ``results``, ``show NAME``, ``apply NAME``), or:
+
+* ``score``: a table of each mutated file's mutants by outcome and its score, killed /
+  (killed + survived + no tests), the mutants whose outcome is known;
+* ``recheck [NAME...]``: runs every test of ``TESTS`` (not only those mutmut picked)
+  against each surviving mutant, or the ones named, and prints which of them fail. mutmut
+  picks a mutant's tests by which tests called the mutated function; a function called
+  only while a module is imported (a table of layers built in a loop) is called by none,
+  so its mutants are run against no test that uses what it built.
+
+Results are kept in ``mutants/``: a second run tests only what changed.
 """
 
 from __future__ import annotations
@@ -66,6 +73,31 @@ def forget_unmutated_copies() -> None:
         (root / "mutmut-stats.json").unlink(missing_ok=True)
 
 
+def recheck(names: list[str]) -> None:
+    import subprocess
+
+    from mutmut import configuration
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.file_utils import walk_mutatable_files
+
+    config = configuration.config()
+    if not names:
+        for path in walk_mutatable_files():
+            if (Path("mutants") / f"{path}.meta").exists():
+                data = SourceFileMutationData(path=path)
+                data.load()
+                names += [k for k, v in data.exit_code_by_key.items() if status_by_exit_code[v] == "survived"]
+    tests = config.pytest_add_cli_args_test_selection
+    for name in names:
+        env = {**os.environ, "MUTANT_UNDER_TEST": name}
+        proc = subprocess.run([sys.executable, "-m", "pytest", *config.pytest_add_cli_args, "-x", "--no-header", *tests],
+                              cwd="mutants", env=env, capture_output=True, text=True)
+        failed = [line.split(" ")[1] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
+        verdict = f"killed by {failed[0]}" if proc.returncode == 1 and failed else "survived" if proc.returncode == 0 else f"exit {proc.returncode}"
+        print(f"{name}: {verdict}", flush=True)
+
+
 def main(argv: list[str]) -> None:
     from mutmut import configuration
     from mutmut.__main__ import cli
@@ -77,6 +109,9 @@ def main(argv: list[str]) -> None:
         config.pytest_add_cli_args_test_selection = os.environ["TESTS"].split()
     if argv == ["score"]:
         score()
+        return
+    if argv[:1] == ["recheck"]:
+        recheck(argv[1:])
         return
     argv = argv or ["run"]
     if argv[0] == "run":
