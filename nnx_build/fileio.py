@@ -39,8 +39,9 @@ def make_temp_dir(out: Path) -> Path:
 
     First puts back an old folder a killed replacement left aside (:func:`restore_aside`)
     and deletes what killed runs left: ``.NAME.PID.*.tmp`` folders of processes that no
-    longer run on this machine (POSIX only; the PID is this machine's) and ``.NAME.*.del``
-    folders.
+    longer run on this machine (POSIX only; the PID is this machine's), ``.NAME.*.del``
+    folders, and ``.NAME.*.old`` folders once ``out`` exists (a replacement killed after
+    moving the new folder in).
     """
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -116,13 +117,20 @@ def _running(pid: int) -> bool:
 
 
 def sweep_stale(out: Path) -> None:
-    """Deletes the temporary folders killed runs left beside ``out`` (see :func:`make_temp_dir`)."""
+    """Deletes the temporary folders killed runs left beside ``out`` (see :func:`make_temp_dir`).
+
+    An old folder (``.NAME.*.old``) is deleted only while ``out`` is a folder, checked after
+    listing: from the moment it exists until the new folder is moved in, ``out`` is missing
+    (and :func:`restore_aside` puts it back), so one seen with ``out`` in place is a
+    replaced folder, which a later export must not bring back.
+    """
     prefix = f".{out.name}."
     for p in out.parent.glob(f"{glob.escape(prefix)}*"):
         if not p.is_dir() or p.is_symlink():
             continue
-        parts = p.name[len(prefix):].split(".")  # [RANDOM, "del"] or [PID, RANDOM, "tmp"], not another NAME's
-        if (len(parts) == 2 and parts[1] == "del") or (
+        parts = p.name[len(prefix):].split(".")  # [RANDOM, "del" or "old"] or [PID, RANDOM, "tmp"], not another NAME's
+        replaced = len(parts) == 2 and parts[1] == "old" and out.is_dir() and not out.is_symlink()
+        if replaced or (len(parts) == 2 and parts[1] == "del") or (
             len(parts) == 3 and parts[2] == "tmp" and parts[0].isdigit() and os.name == "posix" and not _running(int(parts[0]))
         ):
             shutil.rmtree(p, ignore_errors=True)

@@ -192,7 +192,7 @@ def test_the_next_export_sweeps_what_killed_runs_left_and_nothing_else(tmp_path)
         ".model.ghi789zz.tmp": True,  # no process id: kept
         f".model.v2.{dead}.abc123_x.tmp": True,  # another export's (model.v2)
         ".model.v2.k9x2_qq.del": True,
-        ".model.k9x2_qq.old": True,  # an old folder is put back, never deleted (out exists here)
+        ".model.k9x2_qq.old": False,  # a replaced old folder (out exists: the replacement was killed after moving the new one in)
     }
     for name in names:
         write_tree(tmp_path / name, {"f": b"x"})
