@@ -25,8 +25,10 @@ run: install
 	$(BIN)/nnx-build $(SPEC)
 	$(BIN)/nnx-build export $(SPEC) --to stablehlo,savedmodel,onnx --out $(OUT) --force
 
+# the suite on every core (pytest-xdist; TEST_WORKERS=0 runs it in one process)
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=20
 
 schema: install
 	$(BIN)/nnx-build schema --out schema/nnx-spec.schema.json
