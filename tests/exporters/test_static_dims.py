@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from static_shapes import SEQ, main_signature
 
 from nnx_build.cli import main
 
@@ -44,23 +45,6 @@ layers:
 outputs: [head]
 """
 
-# a named dim besides the batch: fixing the batch leaves ``seq`` dynamic and varied
-SEQ = """\
-format: 1
-name: seq_linear
-seed: 0
-dims: {batch: 1, seq: 3}
-inputs:
-  x: [batch, seq, 4]
-layers:
-  - proj: {type: Linear, in_features: 4, out_features: 2}
-outputs: [proj]
-"""
-
-
-def _main_types(mlir: str) -> str:
-    """The signature line of ``@main``: its argument and result tensor types."""
-    return next(ln for ln in mlir.splitlines() if "func.func public @main(" in ln)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +76,7 @@ def test_depthwise_static_batch_verifies_in_every_target(mobilenet: tuple[Path, 
 
     mlir = (out / "stablehlo" / "main.mlir").read_text()
     assert "feature_group_count = 8" in mlir  # the depthwise convolution is in the program
-    sig = _main_types(mlir)
+    sig = main_signature(mlir)
     types = re.findall(r"tensor<[^>]*>", sig)
     assert types and all("?" not in t for t in types), sig
     assert "tensor<1x8x8x3xf32>" in sig and "tensor<1x3xf32>" in sig
@@ -139,7 +123,7 @@ def test_other_dims_still_vary(tmp_path: Path) -> None:
     ver = result.verification
     assert ver["status"] == "passed", ver
     assert ver["sizes"] == [{"seq": 1}, {"seq": 7}]
-    sig = _main_types((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
+    sig = main_signature((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
     assert "tensor<2x?x4xf32>" in sig and "tensor<2x?x2xf32>" in sig
 
 
@@ -194,5 +178,5 @@ def test_built_module_takes_dims(tmp_path: Path) -> None:
     result = export(model, tmp_path / "out", to="stablehlo", verify=False, dims={"batch": 1, "seq": 4})
     assert result.manifest["static_dims"] == {"batch": 1, "seq": 4}
     assert result.manifest["entries"][0]["inputs"][0]["shape"] == [1, 4, 4]
-    sig = _main_types((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
+    sig = main_signature((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
     assert "tensor<1x4x4xf32>" in sig and "tensor<1x4x2xf32>" in sig and "?" not in sig
