@@ -35,17 +35,17 @@ layers:
 RUN = """\
 import sys, numpy as np
 import nnx_build
-import nnx_build.commands.build as command
+import nnx_build.summary as summary
 from nnx_build.cli import main
 
-forward = command._forward_on_zeros
+forward = summary.forward_on_zeros
 
 def record(model, program):
     x = np.linspace(-2, 2, 10, dtype=np.float32).reshape(2, 5)
     np.savez(sys.argv[2], eager=np.asarray(model(x)), fast=np.asarray(nnx_build.fast_forward(model)(x)))
     return forward(model, program)
 
-command._forward_on_zeros = record
+summary.forward_on_zeros = record
 raise SystemExit(main(sys.argv[3:]))
 """
 

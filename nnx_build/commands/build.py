@@ -56,7 +56,7 @@ def build_cmd(
       nnx-build build spec.yaml --plugin mypkg.nnx_layers
     """
     from .. import pipeline
-    from ..summary import print_summary
+    from ..summary import forward_on_zeros, print_summary
 
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, weights=weights, mesh=mesh)
     out = console()
@@ -65,7 +65,7 @@ def build_cmd(
     with out.status(f"building {program.spec.name} ({report.total_params:,} parameters)"):
         model = pipeline.allocate(program, options, nbytes=report.total_bytes)
         pipeline.load_weights(model, options, program)
-    outputs = _forward_on_zeros(model, program)
+    outputs = forward_on_zeros(model, program)
     print_summary(out, report, title=f"{type(model).__name__} built from {spec}", program=program)
     if weights is not None:
         out.print(f"weights: {weights}")
@@ -75,22 +75,6 @@ def build_cmd(
         data = report.to_json()
         data["forward"] = {n: {"shape": list(v.shape), "dtype": str(v.dtype)} for n, v in outputs.items()}
         print(json.dumps(data))
-
-
-def _forward_on_zeros(model: Any, program: Any) -> dict[str, Any]:
-    """The model once on zeros in eval mode, through the fast path (one compiled program,
-    not one per operation); symbolic dims take ``spec.dims`` sizes. ``model`` is left as it was."""
-    import jax.numpy as jnp
-
-    from ..fastpath import fast_forward
-
-    inputs = {
-        n: jnp.zeros(tuple(program.dims[d] if isinstance(d, str) else d for d in s.shape), s.dtype)
-        for n, s in program.root.main.input_specs
-    }
-    out = fast_forward(model)(**inputs)
-    outs = out if isinstance(out, tuple) else (out,)
-    return dict(zip(program.root.main.outputs, outs, strict=False))
 
 
 CheckWeightsOpt = Annotated[
