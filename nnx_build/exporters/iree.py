@@ -22,11 +22,8 @@ from typing import Any
 
 from .target import Run
 
-__all__ = ["EXTRA", "MODULES", "compile_mlir", "load", "static_command"]
+__all__ = ["compile_mlir", "load", "static_command"]
 
-#: the optional dependency that installs IREE, and the modules it provides
-EXTRA = "iree"
-MODULES = ("iree.compiler", "iree.runtime")
 #: IREE's CPU backend; the code is compiled for the CPU it runs on (verification compiles and runs in one process)
 COMPILE_FLAGS = ("--iree-llvmcpu-target-cpu=host",)
 
@@ -55,8 +52,8 @@ def _diagnostic(error: Exception) -> str:
     return f"{head} (on {dynamic.group(0)})" if dynamic and dynamic.group(0) not in head else head
 
 
-def compile_mlir(path: Path, *, manifest: Mapping[str, Any], root: Path, entry: Mapping[str, Any]) -> bytes:
-    """``path`` (StableHLO text) compiled by IREE for ``llvm-cpu``: a VM flatbuffer."""
+def compile_mlir(path: Path, *, root: Path, entry: Mapping[str, Any]) -> bytes:
+    """``path`` (StableHLO text of ``entry`` in the export ``root``) compiled by IREE for ``llvm-cpu``: a VM flatbuffer."""
     import iree.compiler as ic
 
     try:
@@ -65,6 +62,7 @@ def compile_mlir(path: Path, *, manifest: Mapping[str, Any], root: Path, entry: 
         why = f"IREE (llvm-cpu) cannot compile {path.parent.name}/{path.name}: {_diagnostic(e)}"
         dynamic = _dynamic_dims(entry)
         if dynamic:
+            manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
             why += (
                 f"; IREE refuses some operations on dynamic shapes ({', '.join(dynamic)} left dynamic here): "
                 f"export static shapes with --dims: {static_command(manifest, root, dynamic)}"
@@ -83,8 +81,7 @@ def load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> di
     if mlir_name is None:
         lowered = ", ".join(files["mlir"])
         raise RuntimeError(f"IREE (llvm-cpu) compiles the cpu lowering; the StableHLO was lowered for {lowered} only: export with --platforms cpu,{lowered}")
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    vmfb = compile_mlir(base / mlir_name, manifest=manifest, root=root, entry=entry)
+    vmfb = compile_mlir(base / mlir_name, root=root, entry=entry)
 
     config = ir.Config("local-task")
     context = ir.SystemContext(config=config)
