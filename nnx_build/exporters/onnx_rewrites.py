@@ -77,7 +77,7 @@ def _relu(graph: Any, node: Any) -> bool:
     for x, c in ((a, b), (b, a)):
         if x is None or _const(x) is not None:
             continue
-        dtype = _np_dtype(x) if x.dtype is not None else None
+        dtype = _np_dtype(x)
         if dtype is None:
             continue
         if not relu_constant(_const(c), dtype, _rank(x)):
