@@ -48,7 +48,9 @@ def _report_error(exc: BaseException) -> int:
 
 def _usage(message: str, command: str | None = None) -> int:
     """One line on stderr, exit code 2: what was wrong and where help is."""
-    text = " ".join(message.split()).rstrip(".")
+    text = " ".join(message.split())
+    if text.endswith(".") and not text.endswith("..."):  # an ellipsis in a command line stays
+        text = text[:-1]
     where = f"nnx-build {command} --help" if command else "nnx-build --help"
     console(stderr=True).print(f"error: {text} (see {where})", markup=False)
     return 2

@@ -128,8 +128,8 @@ def _one_line_error(err: str) -> str:
         (["export", MODEL], "--out"),  # missing option
         (["check"], "Missing argument 'spec'"),  # missing argument
         ([], "no command given"),
-        (["check", MODEL, "--debug"], "--debug goes before the command"),
-        ([MODEL, "--debug"], "--debug goes before the spec"),
+        (["check", MODEL, "--debug"], "--debug goes before the command: nnx-build --debug check ... (see"),
+        ([MODEL, "--debug"], f"--debug goes before the spec: nnx-build --debug {MODEL} ... (see"),
         (["train", MODEL, "--data", "d.npz", "--epochs", "-1"], "--epochs"),
         (["export", MODEL, "--out", "o", "--tolerance", "-1"], "--tolerance"),
         (["check", MODEL, "--max-params", "-5"], "--max-params"),
