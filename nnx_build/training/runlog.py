@@ -31,6 +31,18 @@ def _number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _new_event_file(logdir: Path) -> Any:
+    """A new event file in ``logdir``, never an earlier run's: a run resumed in the same process
+    within the same second gets the next free ``.1``, ``.2`` name instead of truncating it."""
+    base = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.nnx-build"
+    for i in range(1000):
+        try:
+            return open(logdir / (base if i == 0 else f"{base}.{i}"), "xb")  # noqa: SIM115 (closed by RunLog.close())
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{logdir}: no free event file name after {base}.999")
+
+
 class RunLog:
     """Writes ``metrics.jsonl`` to ``jsonl`` (a file path) and event files to ``logdir`` (either may be None)."""
 
@@ -46,8 +58,7 @@ class RunLog:
             from tensorboard.summary.writer.record_writer import RecordWriter
 
             Path(logdir).mkdir(parents=True, exist_ok=True)
-            name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.nnx-build"
-            self._writer = RecordWriter(open(Path(logdir) / name, "wb"))  # noqa: SIM115 (closed by close())
+            self._writer = RecordWriter(_new_event_file(Path(logdir)))
             self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def _scalars(self, step: int, values: dict[str, float | None]) -> None:

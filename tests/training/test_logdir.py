@@ -92,3 +92,15 @@ def test_logdir_without_checkpoints_keeps_metrics_jsonl_there(tmp_path: Path, re
     assert main(["train", str(spec), "--data", str(reg_npz), "--logdir", str(logs), "--epochs", "1", "--no-progress"]) == 0
     assert [r["step"] for r in _lines(logs / "metrics.jsonl") if "epoch" not in r] == list(range(1, STEPS_PER_EPOCH + 1))
     assert [s for s, _ in _scalars(logs)["train/grad_norm"]] == list(range(1, STEPS_PER_EPOCH + 1))
+
+
+def test_two_runs_in_one_second_keep_both_event_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a run resumed in the same process within the same second must not truncate the first's events
+    from nnx_build.training import runlog
+
+    monkeypatch.setattr(runlog.time, "time", lambda: 1_700_000_000.0)
+    for step in (1, 2):
+        with runlog.RunLog(logdir=tmp_path) as log:
+            log.step(step, {"loss": float(step)})
+    assert len(list(tmp_path.iterdir())) == 2
+    assert _scalars(tmp_path)["train/loss"] == [(1, 1.0), (2, 2.0)]
