@@ -14,7 +14,10 @@ nnx-build / Keras, the median of the per-round ratios:
 * jitted forward at batch 1 and 8 (our fast path / Keras' ``stateless_call`` under ``jax.jit``);
 * SavedModel and ONNX export time (in one process per framework, after building the model),
   that process' peak RSS, the artifacts' sizes;
-* onnxruntime latency at batch 1 and 8 of the two ONNX files, alternating in one process.
+* onnxruntime latency at batch 1 and 8 of the two ONNX files, alternating in one process; for
+  ResNet-50 also of our spec in Keras' layout (v1: stride on the 1x1 reduce, convolutions with
+  biases; its parameter count checked equal to Keras' 25,636,712), the same network as Keras'
+  file (the zoo spec is v1.5, 6.7% more FLOPs).
 
 Keras exports ONNX on the JAX backend with ``jax2onnx`` (``keras/src/export/onnx.py``), the
 converter nnx-build uses, loading all of its plugins; the conversion runs under nnx-build's
@@ -62,6 +65,19 @@ def spec_text(model: str, quick: bool) -> str:
     if model == "resnet50":
         return text.replace("[batch, 224, 224, 3]", f"[batch, {QUICK['resnet50']['image']}, {QUICK['resnet50']['image']}, 3]")
     return text.replace("image: 224,", f"image: {QUICK['vit_b16']['image']},").replace("layers: 12,", f"layers: {QUICK['vit_b16']['layers']},")
+
+
+def keras_layout_text(text: str) -> str:
+    """ResNet-50 in Keras' layout (v1, ``keras.applications.ResNet50``): the stride of a stage's
+    first block on its 1x1 reduce instead of the 3x3, and every convolution with a bias, so the
+    two ONNX files compute the same network (v1.5 spends 6.7% more FLOPs at 224x224)."""
+    down = text.index("  BottleneckDown:")
+    head, tail = text[:down], text[down:]
+    stride = 'strides: ["${stride}", "${stride}"], '
+    conv1 = 'kernel_size: [1, 1], padding: VALID, use_bias: false, in: x}'
+    assert tail.count(stride) == 2 and tail.count(conv1) == 1, "the zoo ResNet-50 spec changed: update keras_layout_text"
+    tail = tail.replace(stride + "padding: [[1, 1]", "padding: [[1, 1]", 1).replace(conv1, stride + conv1, 1)
+    return (head + tail).replace("use_bias: false", "use_bias: true").replace("name: resnet50", "name: resnet50_keras_layout")
 
 
 def image_size(model: str, quick: bool) -> int:
@@ -154,7 +170,9 @@ def worker(task: str, model: str, quick: bool, work: Path) -> dict[str, Any]:
     config = work / f"{model}.keras.json"
     out: dict[str, Any] = {}
     if task == "keras-config":  # once, before the rounds: the configuration the others load
-        config.write_text(keras_model(model, quick).to_json())
+        m = keras_model(model, quick)
+        config.write_text(m.to_json())
+        out["params"] = int(m.count_params())
         return out
     if task == "keras-from-config":
         import keras
@@ -296,7 +314,25 @@ def _py(task: str, model: str, quick: bool, work: Path) -> list[str]:
     return [sys.executable, str(HERE), "--worker", task, "--models", model, "--work", str(work), *(["--quick"] if quick else [])]
 
 
-def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | None) -> dict[str, Any]:
+def same_layout_onnx(model: str, quick: bool, work: Path, keras_params: int) -> str | None:
+    """ResNet-50 in Keras' layout exported to ONNX once (verified against JAX), for latency
+    against the same network; refuses to go on if its parameter count differs from Keras'."""
+    if model != "resnet50":
+        return None
+    spec = work / "resnet50_keras_layout.yaml"
+    spec.write_text(keras_layout_text(spec_text(model, quick)))
+    import nnx_build
+
+    ours = nnx_build.check(spec).total_params
+    if ours != keras_params:
+        raise SystemExit(f"{spec.name}: {ours:,} parameters, Keras' ResNet50 has {keras_params:,}")
+    out = work / "same-layout"
+    subprocess.run([str(BIN / "nnx-build"), "export", str(spec), "--to", "onnx", "--out", str(out), "--force"],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "JAX_PLATFORMS": "cpu", "NNX_BUILD_COMPILE_CACHE": "0"})
+    return str(out / "onnx" / "main.onnx")
+
+
+def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | None, same: str | None = None) -> dict[str, Any]:
     """Every measure once for both frameworks, alternating (Keras first when ``flip``).
 
     ``nnx-build SPEC`` runs with a compilation cache that is empty at the start of the round
@@ -324,6 +360,8 @@ def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | N
     paths = {"ours": r["export/ours"]["onnx_path"], "keras": r["export/keras"]["onnx_path"]}
     if baseline:
         paths["baseline"] = baseline
+    if same:
+        paths["same"] = same
     if flip:
         paths = dict(reversed(list(paths.items())))
     cmd = [sys.executable, str(HERE), "--ort", json.dumps(paths), "--work", str(work), "--models", model, *(["--quick"] if quick else [])]
@@ -347,8 +385,9 @@ RATIOS = {
 }
 
 
-def summarise(rounds: list[dict[str, Any]], baseline: bool) -> dict[str, Any]:
-    """Medians of per-round values and of per-round ratios (ours / Keras)."""
+def summarise(rounds: list[dict[str, Any]], baseline: bool, same: bool = False) -> dict[str, Any]:
+    """Medians of per-round values and of per-round ratios (ours / Keras); ``same``: the ONNX
+    file of our spec in Keras' layout was timed too (``ort_bN_same``)."""
     values: dict[str, dict[str, float]] = {}
     ratios: dict[str, float] = {}
     for name, (key, field) in RATIOS.items():
@@ -357,10 +396,11 @@ def summarise(rounds: list[dict[str, Any]], baseline: bool) -> dict[str, Any]:
         values[name] = {"ours": statistics.median(ours), "keras": statistics.median(theirs)}
         ratios[name] = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
     for b in (1, 8):
-        values[f"ort_b{b}"] = {w: statistics.median(r["ort"][f"{w}_ms_b{b}"] for r in rounds) for w in ("ours", "keras", *(["baseline"] if baseline else []))}
+        extra = [w for w, on in (("baseline", baseline), ("same", same)) if on]
+        values[f"ort_b{b}"] = {w: statistics.median(r["ort"][f"{w}_ms_b{b}"] for r in rounds) for w in ("ours", "keras", *extra)}
         ratios[f"ort_b{b}"] = statistics.median(r["ort"][f"ours_ms_b{b}"] / r["ort"][f"keras_ms_b{b}"] for r in rounds)
-        if baseline:
-            ratios[f"ort_b{b}_baseline"] = statistics.median(r["ort"][f"baseline_ms_b{b}"] / r["ort"][f"keras_ms_b{b}"] for r in rounds)
+        for w in extra:
+            ratios[f"ort_b{b}_{w}"] = statistics.median(r["ort"][f"{w}_ms_b{b}"] / r["ort"][f"keras_ms_b{b}"] for r in rounds)
     w = rounds[-1]
     weights = {"ours": w["export/ours"]["weights_bytes"], "keras": w["export/keras"]["weights_bytes"]}
     return {"values": values, "ratios": ratios, "weights_bytes": weights}
@@ -392,15 +432,17 @@ def main() -> int:
             work = Path(tmp) / model
             work.mkdir()
             (work / f"{model}.yaml").write_text(spec_text(model, a.quick))
-            run(_py("keras-config", model, a.quick, work), keras=True)
+            config, _, _ = run(_py("keras-config", model, a.quick, work), keras=True)
+            same = same_layout_onnx(model, a.quick, work, config["params"])
             per_round = []
             for i in range(rounds):
                 print(f"{model}: round {i + 1}/{rounds}", file=sys.stderr)
-                per_round.append(one_round(model, a.quick, work, flip=i % 2 == 1, baseline=baselines.get(model)))
+                per_round.append(one_round(model, a.quick, work, flip=i % 2 == 1, baseline=baselines.get(model), same=same))
             for r in per_round:
                 for k in ("export/ours", "export/keras"):
                     r[k].pop("onnx_path", None)
-            results[model] = {"rounds": per_round, **summarise(per_round, model in baselines), "image": image_size(model, a.quick)}
+            results[model] = {"rounds": per_round, **summarise(per_round, model in baselines, same is not None), "image": image_size(model, a.quick),
+                              "keras_params": config["params"]}
     write_result("peers", {
         "quick": a.quick,
         "rounds": rounds,

@@ -202,11 +202,16 @@ def peer_rows(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 return f"{x * scale:.0f}" if unit == "MB" else f"{x:.3g}"
 
             result = f"{m['ratios'][key]:.2f} ({fmt(v['ours'])} vs {fmt(v['keras'])} {unit})"
+            ratio = m["ratios"][key]
+            if key.startswith("ort_") and f"{key}_same" in m["ratios"]:  # the target is judged on the same network
+                ratio = m["ratios"][f"{key}_same"]
+                result = (f"same network (the spec in Keras' v1 layout): {ratio:.2f} ({fmt(v['same'])} vs {fmt(v['keras'])} {unit}); "
+                          f"the zoo spec (v1.5, 6.7% more FLOPs): {m['ratios'][key]:.2f} ({fmt(v['ours'])} {unit})")
             if key.startswith("ort_") and f"{key}_baseline" in m["ratios"]:
                 result += f"; before the ONNX rewrites {m['ratios'][key + '_baseline']:.2f} ({fmt(v['baseline'])} {unit})"
             if "bytes" in key:
                 result += f", {v['ours'] / m['weights_bytes']['ours']:.2f}× the weights"
-            verdict = "recorded" if limit is None else mark(m["ratios"][key] <= limit)
+            verdict = "recorded" if limit is None else mark(ratio <= limit)
             rows.append((f"peers `{model}` vs Keras {d['keras']}: {what}, nnx-build / Keras", target, result, verdict))
     return rows
 
