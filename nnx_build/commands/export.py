@@ -200,6 +200,8 @@ def export_cmd(
       nnx-build export spec.yaml --dims batch=1 --dims batch=8 --to stablehlo --verify-with iree --out build/m-b1-b8
 
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
+
+      nnx-build export spec.yaml --to stablehlo --mlir-text --out build/m-text
     """
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     from ..exporters import PartialExportError, export

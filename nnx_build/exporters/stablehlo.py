@@ -97,40 +97,40 @@ def portable_version(data: bytes) -> str | None:
 
 def target_version() -> str:
     """The StableHLO version ``.mlirbc`` files are written for: the one ``jax.export`` writes (at least 4 weeks old)."""
-    from jax._src.lib.mlir.dialects import hlo
+    from jax.extend.mlir.dialects import stablehlo
 
-    return str(hlo.get_version_from_compatibility_requirement(hlo.StablehloCompatibilityRequirement.WEEK_4))
+    return str(stablehlo.get_version_from_compatibility_requirement(stablehlo.StablehloCompatibilityRequirement.WEEK_4))
 
 
 def module_file(serialized: bytes, mlir_format: str, version: str) -> bytes:
     """A ``jax.export`` module (``mlir_module_serialized``) without shape assertions, as ``mlir_format`` (``bytecode``: a
     StableHLO portable artifact for ``version``; ``text``: StableHLO text with every constant written out)."""
     from jax._src.interpreters import mlir as jmlir
-    from jax._src.lib import _jax
-    from jax._src.lib.mlir import ir, passmanager
+    from jax.extend import mlir as jex
+    from jax.extend.mlir import ir, passmanager
 
     with jmlir.make_ir_context(), ir.Location.unknown():
-        module = _jax.mlir.deserialize_portable_artifact(serialized)
+        module = jex.deserialize_portable_artifact(serialized)
         strip_shape_assertions(module)
         # no source locations (the tracing process's file paths) in either format
         passmanager.PassManager.parse("builtin.module(strip-debuginfo)").run(module.operation)
         if mlir_format == "text":
             return str(module.operation.get_asm(enable_debug_info=False, large_elements_limit=None)).encode("utf-8")
         # mixed serialization keeps Shardy's ops (a mesh export) as jax.export does; a module without them is unchanged
-        return bytes(_jax.mlir.serialize_portable_artifact(module, version, True))
+        return bytes(jex.serialize_portable_artifact(module, version, True))
 
 
 def read_module(path: Path, mlir_format: str) -> Any:
     """The module of a ``.mlirbc`` (refused unless a StableHLO portable artifact) or ``.mlir`` text, in the current ``ir`` context."""
-    from jax._src.lib import _jax
-    from jax._src.lib.mlir import ir
+    from jax.extend import mlir as jex
+    from jax.extend.mlir import ir
 
     data = path.read_bytes()
     if mlir_format == "bytecode":
         if portable_version(data) is None:
             what = "MLIR bytecode of another producer" if data.startswith(BYTECODE_MAGIC) else "not MLIR bytecode"
             raise RuntimeError(f"{path.name}: not a StableHLO portable artifact ({what}); the manifest records mlir_format 'bytecode'")
-        return _jax.mlir.deserialize_portable_artifact(data)
+        return jex.deserialize_portable_artifact(data)
     if mlir_format == "text":
         if data.startswith(BYTECODE_MAGIC):
             raise RuntimeError(f"{path.name}: MLIR bytecode where the manifest records mlir_format 'text'")

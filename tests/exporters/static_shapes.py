@@ -23,21 +23,21 @@ def module_text(path: Path) -> str:
     if path.suffix == ".mlir":
         return path.read_text()
     from jax._src.interpreters import mlir as jmlir
-    from jax._src.lib import _jax
+    from jax.extend import mlir as jex
 
     assert path.suffix == ".mlirbc" and path.read_bytes().startswith(b"ML\xefR"), path
     with jmlir.make_ir_context():
-        return str(_jax.mlir.deserialize_portable_artifact(path.read_bytes()))
+        return str(jex.deserialize_portable_artifact(path.read_bytes()))
 
 
 def portable_artifact(text: str, version: str) -> bytes:
     """StableHLO text as a portable artifact for ``version``, written by JAX's StableHLO serializer."""
     from jax._src.interpreters import mlir as jmlir
-    from jax._src.lib import _jax
-    from jax._src.lib.mlir import ir
+    from jax.extend import mlir as jex
+    from jax.extend.mlir import ir
 
     with jmlir.make_ir_context():
-        return bytes(_jax.mlir.serialize_portable_artifact(ir.Module.parse(text), version, True))
+        return bytes(jex.serialize_portable_artifact(ir.Module.parse(text), version, True))
 
 
 def main_signature(mlir: str) -> str:
