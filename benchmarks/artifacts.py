@@ -5,14 +5,20 @@ models, from dispatch-bound to compute-bound: each is built once, exported to ev
 target in a temporary folder, reloaded in this process (StableHLO: ``jax.export``;
 SavedModel: TensorFlow; ONNX: onnxruntime) and timed on the same inputs in interleaved
 rounds. Ratios are medians of per-round ratios to the fast path (> 1: slower than JAX).
+Each model is also exported without verification to measure each target's folder over
+the weights' bytes (``folder_over_weights``: StableHLO as exported by default, and with
+``--weights-as-args``; SavedModel; ONNX); ``--sizes-only`` measures just these and adds
+them to the results file already written.
 
-Usage: python benchmarks/artifacts.py [--rounds 15] [--models seed_mlp,cnn,large_mlp,gpt] [--out FILE]
+Usage: python benchmarks/artifacts.py [--rounds 15] [--models seed_mlp,cnn,large_mlp,gpt] [--sizes-only] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 import _common  # noqa: F401
@@ -31,16 +37,44 @@ def models() -> dict[str, tuple[object, int]]:
     }
 
 
+def folder_sizes(spec: object) -> dict[str, object]:
+    """Each target's folder size over the weights' bytes, exported without verification."""
+    import nnx_build
+
+    model = nnx_build.build(spec)
+    weights = nnx_build.fast_forward(model).weight_bytes()
+    ratios = {}
+    with tempfile.TemporaryDirectory(prefix="nnx-build-sizes-") as tmp:
+        nnx_build.export(model, Path(tmp) / "all", to="stablehlo,savedmodel,onnx", verify=False)
+        nnx_build.export(model, Path(tmp) / "args", to="stablehlo", weights_as_args=True, verify=False)
+        for name, folder in (("stablehlo", "all/stablehlo"), ("stablehlo_weights_as_args", "args/stablehlo"),
+                             ("savedmodel", "all/savedmodel"), ("onnx", "all/onnx")):
+            size = sum(f.stat().st_size for f in (Path(tmp) / folder).rglob("*") if f.is_file())
+            ratios[name] = round(size / weights, 3)
+    return {"weights_bytes": weights, "folder_over_weights": ratios}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--models", default="seed_mlp,cnn,large_mlp,gpt")
+    parser.add_argument("--sizes-only", action="store_true", help="measure only the folder sizes, added to the results file")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
+    table = models()
+    if args.sizes_only:
+        path = args.out or ROOT / "benchmarks" / "results" / "artifacts.json"
+        data = json.loads(path.read_text())
+        for name in args.models.split(","):
+            sizes = folder_sizes(table[name][0])
+            data["summary"][name].update(sizes)
+            print(name, sizes, file=sys.stderr)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return 0
+
     from nnx_build.bench import bench_spec
 
-    table = models()
     results = {}
     for name in args.models.split(","):
         spec, batch = table[name]
@@ -56,6 +90,7 @@ def main() -> int:
             "fast_path_ms": r["results"]["fast_path"]["latency"]["median_ms"],
             "latency_ratio_to_fast_path": r["latency_ratio_to_fast_path"],
             "errors": r["errors"],
+            **folder_sizes(table[name][0]),
         }
         for name, r in results.items()
     }

@@ -153,7 +153,12 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             parts += [f"{t}: not run" for t in m["errors"]]
             what = (f"artifacts `{name}` ({m['params']:,} params, batch {m['batch']}, fast path {m['fast_path_ms']:.3g} ms): "
                     "latency / fast path")
-            add(d, (what, "reported", ", ".join(parts), "recorded"))
+            result = ", ".join(parts)
+            sizes = m.get("folder_over_weights")
+            if sizes:
+                what += f"; folder / weights ({m['weights_bytes'] / 2**20:.3g} MiB of weights)"
+                result += "; folder / weights: " + ", ".join(f"{t} {r:.2f}" for t, r in sizes.items())
+            add(d, (what, "reported", result, "recorded"))
     d = load("cold_start")
     if d:
         s, r = d["median_seconds"], d["ratio_to_before"]

@@ -56,6 +56,9 @@ BatchOpt = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to ver
 ArgsOpt = Annotated[
     bool, typer.Option("--weights-as-args", help="StableHLO: keep weights as @main arguments, weights.npz beside (large models).")
 ]
+MlirTextOpt = Annotated[
+    bool, typer.Option("--mlir-text", help="StableHLO: write NAME.mlir text (readable, about 2x the weights) instead of NAME.mlirbc bytecode.")
+]
 VersionOpt = Annotated[int, typer.Option("--version", help="SavedModel version folder (TF Serving layout).")]
 DimsOpt = Annotated[
     list[str] | None,
@@ -157,6 +160,7 @@ def export_cmd(
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
     weights_as_args: ArgsOpt = False,
+    mlir_text: MlirTextOpt = False,
     version: VersionOpt = 1,
     dims: DimsOpt = None,
     verify_with: VerifyWithOpt = None,
@@ -177,8 +181,10 @@ def export_cmd(
     compilers that refuse dynamic ones, such as IREE on depthwise convolutions); those
     dims are then verified at their fixed size only; --dims given several times exports one
     static variant of every entry each (main_batch1, main_batch8), each verified at its
-    sizes. --verify-with iree also compiles the StableHLO text with IREE for CPU and
-    compares it with JAX. When a target fails, the error names the targets that
+    sizes. stablehlo/ holds each entry's NAME.mlirbc (a StableHLO portable artifact, MLIR
+    bytecode that StableHLO compilers read; --mlir-text writes NAME.mlir text instead) and
+    NAME.jax_export. --verify-with iree also compiles the StableHLO module with IREE for
+    CPU and compares it with JAX. When a target fails, the error names the targets that
     succeeded and the command that exports just those.
 
     Examples:
@@ -194,6 +200,8 @@ def export_cmd(
       nnx-build export spec.yaml --dims batch=1 --dims batch=8 --to stablehlo --verify-with iree --out build/m-b1-b8
 
       nnx-build export big.yaml --to stablehlo --weights-as-args --no-verify --out build/big
+
+      nnx-build export spec.yaml --to stablehlo --mlir-text --out build/m-text
     """
     options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
     from ..exporters import PartialExportError, export
@@ -201,7 +209,7 @@ def export_cmd(
     try:
         result = export(
             spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
-            tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args,
+            tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args, mlir_text=mlir_text,
             version=version, dims=_dims(dims), verify_with=verify_with or (), console=console(stderr=True), options=options,
         )
     except PartialExportError as e:
@@ -210,7 +218,7 @@ def export_cmd(
         given = {
             "--weights": weights, "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
             "--seed": seed, "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
-            "--weights-as-args": weights_as_args, "--version": None if version == 1 else version,
+            "--weights-as-args": weights_as_args, "--mlir-text": mlir_text, "--version": None if version == 1 else version,
             "--max-params": max_params, "--max-bytes": max_bytes,
         }
         argv = ["nnx-build", "export", str(spec), "--out", str(out), "--to", ",".join(e.succeeded)]

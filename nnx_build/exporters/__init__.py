@@ -7,7 +7,7 @@
 Layout of ``DIR``::
 
     manifest.json
-    stablehlo/main.mlir  main.jax_export  <method>.mlir ...  [weights.npz]
+    stablehlo/main.mlirbc  main.jax_export  <method>.mlirbc ...  [weights.npz]   (.mlir text with mlir_text=True)
     savedmodel/1/saved_model.pb  variables/
     onnx/main.onnx  <method>.onnx
 
@@ -15,7 +15,7 @@ Where things are: :mod:`.targets` (the table of targets; one module per target:
 :mod:`.stablehlo`, :mod:`.savedmodel`, :mod:`.onnx`, each exposing a :class:`Target`),
 :mod:`.export_dir` (:func:`export`, :func:`verify_dir`), :mod:`.entries` (the model and
 its entry points), :mod:`.verify` and :mod:`.inputs` (verification), :mod:`.manifest`,
-:mod:`.progress`, :mod:`.errors`; :mod:`.iree` (IREE compiling the StableHLO text in
+:mod:`.progress`, :mod:`.errors`; :mod:`.iree` (IREE compiling the StableHLO module in
 verification, ``verify --runtime iree``). With several static variants (``dims=[{"batch":
 1}, {"batch": 8}]``) each entry is exported once per variant: ``main_batch1``,
 ``main_batch8``. Nothing heavy is imported here: JAX, TensorFlow, jax2onnx,

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAIN", "Entry", "OutputInfo", "file_sha256", "first_line", "jnp_dtype", "poly_shape", "symbolic_args"]
 
-#: the entry name of ``__call__`` (files ``main.mlir``, ``main.onnx``; signature ``serving_default``)
+#: the entry name of ``__call__`` (files ``main.mlirbc``, ``main.onnx``; signature ``serving_default``)
 MAIN = "main"
 
 

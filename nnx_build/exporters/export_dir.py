@@ -65,6 +65,7 @@ def export(
     batch_sizes: Sequence[int] = (1, 7),
     weights_as_args: bool = False,
     version: int = 1,
+    mlir_text: bool = False,
     dims: Mapping[str, int] | Sequence[Mapping[str, int]] | None = None,
     verify_with: str | Sequence[str] = (),
     console: Any | None = None,
@@ -90,6 +91,7 @@ def export(
       batch_sizes: batch sizes verified (every other named dim varies with them).
       weights_as_args: StableHLO keeps the weights as ``@main`` arguments, ``weights.npz`` beside.
       version: the SavedModel version folder (TF Serving).
+      mlir_text: StableHLO writes ``NAME.mlir`` text instead of ``NAME.mlirbc`` bytecode (a portable artifact).
       dims: fixes named dims to concrete sizes in every target (``{"batch": 1}``): static
         shapes for compilers that want them; verification runs at those sizes (the other
         named dims still vary). A name no input uses is an :class:`ExportError`. A list
@@ -97,7 +99,7 @@ def export(
         item, named ``main_batch1``, ``main_batch8`` (the entry, then each fixed dim and
         its size, sorted by dim name), each verified at its own sizes.
       verify_with: further runtimes verification runs the artifacts on (``"iree"``: the
-        StableHLO text compiled by IREE for CPU); see :data:`~.verify.RUNTIMES`.
+        StableHLO module compiled by IREE for CPU); see :data:`~.verify.RUNTIMES`.
       console: a rich Console for progress; ``None`` is silent.
       options: a :class:`nnx_build.pipeline.Options` (limits, budgets, plugins) for the build.
 
@@ -111,7 +113,7 @@ def export(
     from .target import ExportOptions
 
     targets = parse_targets(to)
-    conversion = ExportOptions(_platforms(platforms), weights_as_args, version)
+    conversion = ExportOptions(_platforms(platforms), weights_as_args, version, mlir_text)
     out = Path(out)
     if (out.exists() or out.is_symlink()) and not force:
         raise OutputExistsError(f"{out} already exists; pass --force to replace it")

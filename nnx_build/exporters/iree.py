@@ -1,7 +1,8 @@
-"""IREE as a second compiler in verification: an export's StableHLO text compiled for CPU.
+"""IREE as a second compiler in verification: an export's StableHLO module compiled for CPU.
 
 ``nnx-build verify DIR --runtime iree`` (``export ... --verify-with iree``) compiles each
-entry's ``stablehlo/NAME.mlir`` (the ``cpu`` lowering) with IREE's ``llvm-cpu`` backend in
+entry's ``stablehlo/NAME.mlirbc`` (the ``cpu`` lowering: a StableHLO portable artifact, or
+``NAME.mlir`` text in an export made with ``--mlir-text``) with IREE's ``llvm-cpu`` backend in
 the verification process, runs it with IREE's runtime (``local-task``) on the same inputs
 as the other targets, and compares with JAX: the run ``stablehlo-iree``. IREE is the
 optional extra ``iree`` (``pip install 'nnx-build[iree]'``), imported here only.
@@ -53,7 +54,7 @@ def _diagnostic(error: Exception) -> str:
 
 
 def compile_mlir(path: Path, *, root: Path, entry: Mapping[str, Any]) -> bytes:
-    """``path`` (StableHLO text of ``entry`` in the export ``root``) compiled by IREE for ``llvm-cpu``: a VM flatbuffer."""
+    """``path`` (``entry``'s StableHLO bytecode or text in the export ``root``) compiled by IREE for ``llvm-cpu``: a VM flatbuffer."""
     import iree.compiler as ic
 
     try:
@@ -71,7 +72,7 @@ def compile_mlir(path: Path, *, root: Path, entry: Mapping[str, Any]) -> bytes:
 
 
 def load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Run]:
-    """The entry's ``.mlir`` (cpu lowering) compiled by IREE; the run ``iree`` (verification names it ``stablehlo-iree``)."""
+    """The entry's ``.mlirbc`` or ``.mlir`` (cpu lowering) compiled by IREE; the run ``iree`` (verification names it ``stablehlo-iree``)."""
     import iree.runtime as ir
     import numpy as np
 

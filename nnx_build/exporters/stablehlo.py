@@ -1,11 +1,16 @@
-"""StableHLO: a self-contained ``.mlir`` text module and the ``jax.export`` artifact.
+"""StableHLO: a self-contained module (``.mlirbc`` bytecode, or ``.mlir`` text) and the ``jax.export`` artifact.
 
 Per entry point ``NAME`` (``main`` or a spec method), in ``DIR/stablehlo/``:
 
-* ``NAME.mlir``: StableHLO text whose ``@main`` takes only the model inputs (weights are
-  constants), named dims dynamic (``tensor<?x2xf32>``) unless ``dims`` fixes them; JAX's
-  ``shape_assertion`` custom calls are removed, so any StableHLO consumer can compile it.
-  Lowered for the first platform; ``NAME.<platform>.mlir`` for each further one.
+* ``NAME.mlirbc``: a StableHLO portable artifact (versioned VHLO MLIR bytecode, the format
+  ``jax.export`` serializes and StableHLO compilers such as IREE read; the manifest records
+  ``mlir_format: bytecode`` and its ``stablehlo_version``) whose ``@main`` takes only the
+  model inputs (weights are constants, stored as raw bytes), named dims dynamic
+  (``tensor<?x2xf32>``) unless ``dims`` fixes them; JAX's ``shape_assertion`` custom calls
+  are removed, so any StableHLO consumer can compile it. Lowered for the first platform;
+  ``NAME.<platform>.mlirbc`` for each further one. With ``mlir_text`` (``--mlir-text``) the
+  same module is written as StableHLO text instead, ``NAME.mlir`` (``mlir_format: text``;
+  every constant written out in hex: about twice the weights' size).
 * ``NAME.jax_export``: ``jax.export`` serialized (all platforms, shape checks kept);
   reload with ``jax.export.deserialize(open(p, "rb").read()).call(x)``.
 
@@ -30,34 +35,107 @@ from .common import Entry, first_line, symbolic_args
 from .errors import ConversionError
 from .target import ExportOptions, Run, Target
 
-__all__ = ["CONSTANT_LIMIT", "TARGET", "export_stablehlo", "strip_shape_assertions"]
+__all__ = [
+    "BYTECODE_MAGIC",
+    "CONSTANT_LIMIT",
+    "MLIR_FORMATS",
+    "TARGET",
+    "export_stablehlo",
+    "module_file",
+    "portable_version",
+    "read_module",
+    "strip_shape_assertions",
+    "target_version",
+]
 
 #: weights at least this large cannot be constants of a serialized module
 CONSTANT_LIMIT = 2**31 - 2**26
 
 
-def strip_shape_assertions(text: str) -> str:
-    """Removes JAX's ``shape_assertion`` custom calls (only JAX's runtime knows them)."""
-    from jax._src.interpreters import mlir as jmlir
+#: the formats of ``NAME.mlirbc`` / ``NAME.mlir`` (the manifest's ``mlir_format``; an export without one is ``text``)
+MLIR_FORMATS = {"bytecode": ".mlirbc", "text": ".mlir"}
+#: MLIR bytecode files begin with these bytes; a StableHLO portable artifact's producer then reads ``StableHLO_v<version>``
+BYTECODE_MAGIC = b"ML\xefR"
+PORTABLE_PRODUCER = b"StableHLO_v"
+
+
+def strip_shape_assertions(module: Any) -> int:
+    """Removes JAX's ``shape_assertion`` custom calls (only JAX's runtime knows them) from ``module`` (an ``ir.Module``); returns how many."""
     from jax._src.lib.mlir import ir
 
+    dead: list[Any] = []
+
+    def walk(op: Any) -> None:
+        for region in op.regions:
+            for block in region.blocks:
+                for o in block.operations:
+                    if o.operation.name == "stablehlo.custom_call" and "call_target_name" in o.attributes:
+                        if ir.StringAttr(o.attributes["call_target_name"]).value == "shape_assertion":
+                            dead.append(o)
+                    walk(o.operation)
+
+    walk(module.operation)
+    for o in dead:
+        o.operation.erase()
+    return len(dead)
+
+
+def portable_version(data: bytes) -> str | None:
+    """The StableHLO version of a portable artifact (versioned VHLO bytecode), from its header; None for anything else."""
+    if not data.startswith(BYTECODE_MAGIC) or len(data) < 6:
+        return None
+    # the bytecode version is a prefix varint: its first byte's trailing zeros count the bytes that follow it
+    first = data[4]
+    extra = 8 if first == 0 else (first & -first).bit_length() - 1
+    start = 5 + extra
+    end = data.find(b"\0", start)
+    producer = data[start:end] if end >= 0 else b""
+    if not producer.startswith(PORTABLE_PRODUCER):
+        return None
+    return producer[len(PORTABLE_PRODUCER):].decode("ascii", "replace")
+
+
+def target_version() -> str:
+    """The StableHLO version ``.mlirbc`` files are written for: the one ``jax.export`` writes (at least 4 weeks old)."""
+    from jax.extend.mlir.dialects import stablehlo
+
+    return str(stablehlo.get_version_from_compatibility_requirement(stablehlo.StablehloCompatibilityRequirement.WEEK_4))
+
+
+def module_file(serialized: bytes, mlir_format: str, version: str) -> bytes:
+    """A ``jax.export`` module (``mlir_module_serialized``) without shape assertions, as ``mlir_format`` (``bytecode``: a
+    StableHLO portable artifact for ``version``; ``text``: StableHLO text with every constant written out)."""
+    from jax._src.interpreters import mlir as jmlir
+    from jax.extend import mlir as jex
+    from jax.extend.mlir import ir, passmanager
+
     with jmlir.make_ir_context(), ir.Location.unknown():
-        module = ir.Module.parse(text)
-        dead: list[Any] = []
+        module = jex.deserialize_portable_artifact(serialized)
+        strip_shape_assertions(module)
+        # no source locations (the tracing process's file paths) in either format
+        passmanager.PassManager.parse("builtin.module(strip-debuginfo)").run(module.operation)
+        if mlir_format == "text":
+            return str(module.operation.get_asm(enable_debug_info=False, large_elements_limit=None)).encode("utf-8")
+        # mixed serialization keeps Shardy's ops (a mesh export) as jax.export does; a module without them is unchanged
+        return bytes(jex.serialize_portable_artifact(module, version, True))
 
-        def walk(op: Any) -> None:
-            for region in op.regions:
-                for block in region.blocks:
-                    for o in block.operations:
-                        if o.operation.name == "stablehlo.custom_call" and "call_target_name" in o.attributes:
-                            if ir.StringAttr(o.attributes["call_target_name"]).value == "shape_assertion":
-                                dead.append(o)
-                        walk(o.operation)
 
-        walk(module.operation)
-        for o in dead:
-            o.operation.erase()
-        return module.operation.get_asm(enable_debug_info=False, large_elements_limit=None)
+def read_module(path: Path, mlir_format: str) -> Any:
+    """The module of a ``.mlirbc`` (refused unless a StableHLO portable artifact) or ``.mlir`` text, in the current ``ir`` context."""
+    from jax.extend import mlir as jex
+    from jax.extend.mlir import ir
+
+    data = path.read_bytes()
+    if mlir_format == "bytecode":
+        if portable_version(data) is None:
+            what = "MLIR bytecode of another producer" if data.startswith(BYTECODE_MAGIC) else "not MLIR bytecode"
+            raise RuntimeError(f"{path.name}: not a StableHLO portable artifact ({what}); the manifest records mlir_format 'bytecode'")
+        return jex.deserialize_portable_artifact(data)
+    if mlir_format == "text":
+        if data.startswith(BYTECODE_MAGIC):
+            raise RuntimeError(f"{path.name}: MLIR bytecode where the manifest records mlir_format 'text'")
+        return ir.Module.parse(data.decode("utf-8"))
+    raise RuntimeError(f"{path.name}: unknown mlir_format '{mlir_format}' (this nnx-build reads {', '.join(MLIR_FORMATS)})")
 
 
 def _weights_mesh(weights: Mapping[str, Any]) -> Any:
@@ -90,7 +168,7 @@ def _exported(entry: Entry, platforms: tuple[str, ...], weights_as_args: bool) -
 
 
 def export_stablehlo(
-    entries: list[Entry], out_dir: Path, *, platforms: tuple[str, ...] = ("cpu",), weights_as_args: bool = False
+    entries: list[Entry], out_dir: Path, *, platforms: tuple[str, ...] = ("cpu",), weights_as_args: bool = False, mlir_text: bool = False
 ) -> dict[str, Any]:
     """Writes the StableHLO artifacts of every entry; returns the manifest section."""
     import numpy as np
@@ -102,7 +180,12 @@ def export_stablehlo(
             "(serialized modules stop at 2 GiB); pass --weights-as-args to keep them in weights.npz"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    section: dict[str, Any] = {"platforms": list(platforms), "weights_as_args": weights_as_args, "entries": {}}
+    mlir_format = "text" if mlir_text else "bytecode"
+    section: dict[str, Any] = {"platforms": list(platforms), "weights_as_args": weights_as_args, "mlir_format": mlir_format, "entries": {}}
+    version = target_version()
+    if not mlir_text:
+        section["stablehlo_version"] = version
+    suffix = MLIR_FORMATS[mlir_format]
     mesh = _weights_mesh(entries[0].ff.weights) if entries else None
     if mesh is not None:
         # the mesh the weights were built on; with weights as constants they are gathered
@@ -117,8 +200,8 @@ def export_stablehlo(
             mlirs = {}
             for i, platform in enumerate(platforms):
                 single = exp if len(platforms) == 1 else _exported(entry, (platform,), weights_as_args)
-                path = out_dir / (f"{entry.name}.mlir" if i == 0 else f"{entry.name}.{platform}.mlir")
-                path.write_text(strip_shape_assertions(single.mlir_module()), encoding="utf-8")
+                path = out_dir / (f"{entry.name}{suffix}" if i == 0 else f"{entry.name}.{platform}{suffix}")
+                path.write_bytes(module_file(single.mlir_module_serialized, mlir_format, version))
                 mlirs[platform] = path.name
             files["mlir"] = mlirs
             # the arguments @main kept: with static shapes jax.jit drops those an entry does not read (a method's unused weights)
@@ -140,12 +223,14 @@ def export_stablehlo(
 
 
 def _export(entries: list[Entry], root: Path, options: ExportOptions) -> dict[str, Any]:
-    section = export_stablehlo(entries, root / "stablehlo", platforms=options.platforms, weights_as_args=options.weights_as_args)
+    section = export_stablehlo(
+        entries, root / "stablehlo", platforms=options.platforms, weights_as_args=options.weights_as_args, mlir_text=options.mlir_text
+    )
     return {"dir": "stablehlo", **section}
 
 
 def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Run]:
-    """The ``.jax_export`` artifact, and the ``.mlir`` text compiled by XLA for this backend."""
+    """The ``.jax_export`` artifact, and the ``.mlirbc`` (or ``.mlir`` text) module compiled by XLA for this backend."""
     import dataclasses
 
     import jax
@@ -166,7 +251,7 @@ def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> d
     mlir_name = files["mlir"].get(platform)
     if mlir_name is not None:
         with jmlir.make_ir_context(), ir.Location.unknown():
-            module = ir.Module.parse((base / mlir_name).read_text(encoding="utf-8"))
+            module = read_module(base / mlir_name, section.get("mlir_format", "text"))
             main = next(op for op in module.body.operations if ir.StringAttr(op.attributes["sym_name"]).value == "main")
             nargs = len(main.regions[0].blocks[0].arguments)
             if nargs != files["main_args"]:
@@ -212,9 +297,9 @@ def _load(root: Path, section: Mapping[str, Any], entry: Mapping[str, Any]) -> d
 
 TARGET = Target(
     name="stablehlo",
-    summary="StableHLO text (.mlir, weights as constants) and the jax.export artifact",
+    summary="StableHLO portable bytecode (.mlirbc, weights as constants; .mlir text with --mlir-text) and the jax.export artifact",
     folder="stablehlo",
-    layout="stablehlo/<entry>.mlir  <entry>.jax_export  [weights.npz]",
+    layout="stablehlo/<entry>.mlirbc (or .mlir)  <entry>.jax_export  [weights.npz]",
     export=_export,
     load=_load,
 )

@@ -29,6 +29,7 @@ class ExportOptions:
     platforms: tuple[str, ...] = ("cpu",)
     weights_as_args: bool = False
     version: int = 1
+    mlir_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Run:
 #: ``load(root, section, entry)``: ``root`` is the export folder, ``section`` the target's
 #: manifest section (what ``export`` returned), ``entry`` one entry of ``manifest["entries"]``;
 #: returns run name -> :class:`Run` (the target's own name first; more for variants, such as
-#: StableHLO's ``.mlir`` text compiled by XLA, ``stablehlo-mlir``).
+#: StableHLO's ``.mlirbc`` module compiled by XLA, ``stablehlo-mlir``).
 Loader = Callable[[Path, Mapping[str, Any], Mapping[str, Any]], dict[str, Run]]
 #: ``export(entries, root, options)``: writes under ``root / target.folder``; returns the
 #: manifest section (JSON-ready; ``"dir"`` is the artifact's folder relative to ``root``).

@@ -7,7 +7,7 @@ loads each artifact with its target's ``load`` (the same code ``nnx-build bench`
 runs the same inputs and writes the outputs back. The parent records max abs / rel errors.
 
 Further runtimes (:data:`RUNTIMES`, ``verify --runtime iree``) run a target's artifacts
-too: IREE compiles the StableHLO text for CPU, the run ``stablehlo-iree``; its failures
+too: IREE compiles the StableHLO module for CPU, the run ``stablehlo-iree``; its failures
 count as the target's.
 
 A result passes when ``|got - want| <= tol + tol * |want|`` everywhere; ``max_rel_err``
@@ -68,7 +68,7 @@ class Runtime:
 RUNTIMES: dict[str, Runtime] = {
     "iree": Runtime(
         "iree", "stablehlo", "nnx_build.exporters.iree", "iree", ("iree.compiler", "iree.runtime"),
-        ("iree-base-compiler", "iree-base-runtime"), "the StableHLO text compiled by IREE for CPU (llvm-cpu)",
+        ("iree-base-compiler", "iree-base-runtime"), "the StableHLO module compiled by IREE for CPU (llvm-cpu)",
     ),
 }
 

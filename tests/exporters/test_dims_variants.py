@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from static_shapes import SEQ, main_signature
+from static_shapes import SEQ, main_signature, module_text
 
 from nnx_build.cli import main
 
@@ -17,7 +17,7 @@ AUTOENCODER = ROOT / "specs" / "seed" / "autoencoder.yaml"  # __call__ and the m
 
 
 def _signature_of(mlir: Path) -> str:
-    return main_signature(mlir.read_text())
+    return main_signature(module_text(mlir))
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,8 @@ def test_each_variant_verified_at_its_sizes_in_every_target(variants: Path) -> N
 
 @pytest.mark.slow
 def test_variant_shapes_in_each_artifact(variants: Path, tf: Any) -> None:
-    assert "tensor<1x2xf32>" in _signature_of(variants / "stablehlo" / "main_batch1.mlir")
-    assert "tensor<3x10xf32>" in _signature_of(variants / "stablehlo" / "encode_batch3.mlir")
+    assert "tensor<1x2xf32>" in _signature_of(variants / "stablehlo" / "main_batch1.mlirbc")
+    assert "tensor<3x10xf32>" in _signature_of(variants / "stablehlo" / "encode_batch3.mlirbc")
     import onnx
 
     model = onnx.load(str(variants / "onnx" / "main_batch3.onnx"))
@@ -88,8 +88,8 @@ def test_api_takes_a_list_and_other_dims_still_vary(tmp_path: Path) -> None:
     assert list(entries) == ["main_batch1", "main_batch2_seq4"]  # dims sorted by name in the entry name
     assert entries["main_batch1"]["inputs"][0]["shape"] == [1, "seq", 4]
     assert entries["main_batch2_seq4"]["inputs"][0]["shape"] == [2, 4, 4]
-    assert "tensor<1x?x4xf32>" in _signature_of(tmp_path / "out" / "stablehlo" / "main_batch1.mlir")
-    assert "tensor<2x4x4xf32>" in _signature_of(tmp_path / "out" / "stablehlo" / "main_batch2_seq4.mlir")
+    assert "tensor<1x?x4xf32>" in _signature_of(tmp_path / "out" / "stablehlo" / "main_batch1.mlirbc")
+    assert "tensor<2x4x4xf32>" in _signature_of(tmp_path / "out" / "stablehlo" / "main_batch2_seq4.mlirbc")
     ver = result.verification
     assert ver["status"] == "passed", ver["failures"]
     # the seq left dynamic in main_batch1 still varies; main_batch2_seq4 runs at its fixed sizes in every round
@@ -127,6 +127,6 @@ def test_static_weights_as_args_name_the_arguments_main_kept(tmp_path: Path) -> 
     files = result.manifest["artifacts"]["stablehlo"]["entries"]
     assert files["encode"]["main_arg_names"] == ["encoder/bias", "encoder/kernel", "x"]
     assert files["main"]["main_arg_names"] == ["decoder/bias", "decoder/kernel", "encoder/bias", "encoder/kernel", "x"]
-    sig = _signature_of(tmp_path / "out" / "stablehlo" / "encode.mlir")
+    sig = _signature_of(tmp_path / "out" / "stablehlo" / "encode.mlirbc")
     assert sig.count("%arg") == 3 and "tensor<2x2xf32>" in sig
     assert {r["target"] for r in result.verification["results"]} == {"stablehlo", "stablehlo-mlir", "stablehlo-iree"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from static_shapes import module_text
 
 import nnx_build
 
@@ -56,13 +57,13 @@ def test_manifest(exports: Any, name: str) -> None:
     for rel, f in listed.items():
         data = (out / rel).read_bytes()
         assert f["size"] == len(data) and f["sha256"] == hashlib.sha256(data).hexdigest()
-    assert {"stablehlo/main.mlir", "stablehlo/main.jax_export", "onnx/main.onnx", "savedmodel/1/saved_model.pb"} <= on_disk
+    assert {"stablehlo/main.mlirbc", "stablehlo/main.jax_export", "onnx/main.onnx", "savedmodel/1/saved_model.pb"} <= on_disk
 
 
 def test_autoencoder_method_artifacts(exports: Any) -> None:
     manifest = exports.manifest("autoencoder")
     files = {f["path"] for f in manifest["files"]}
-    assert {"stablehlo/encode.mlir", "stablehlo/encode.jax_export", "onnx/encode.onnx"} <= files
+    assert {"stablehlo/encode.mlirbc", "stablehlo/encode.jax_export", "onnx/encode.onnx"} <= files
     encode = manifest["entries"][1]
     assert encode["signature"] == "encode" and encode["outputs"][0]["name"] == "encoder"
     assert encode["outputs"][0]["shape"] == ["batch", 10]
@@ -102,7 +103,7 @@ def test_saved_model_cli_lists_serving_default(exports: Any) -> None:
 @pytest.mark.parametrize("name", ["model", "block", "autoencoder"])
 def test_mlir_main_takes_only_the_inputs(exports: Any, name: str) -> None:
     for entry in ENTRIES[name]:
-        text = (exports(name) / "stablehlo" / f"{entry}.mlir").read_text()
+        text = module_text(exports(name) / "stablehlo" / f"{entry}.mlirbc")
         m = re.search(r"func\.func public @main\((.*?)\)\s*->", text)
         assert m is not None
         args = re.findall(r"%arg\d+:", m.group(1))
@@ -166,14 +167,14 @@ def test_weights_file_weights_as_args_and_platforms(tmp_path: Path) -> None:
     result = export(SEED / "autoencoder.yaml", out, to="stablehlo", weights=weights, weights_as_args=True, platforms="cpu,cuda")
     assert result.verification["status"] == "passed"
     assert result.manifest["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert (out / "stablehlo" / "main.cuda.mlir").exists() and (out / "stablehlo" / "weights.npz").exists()
+    assert (out / "stablehlo" / "main.cuda.mlirbc").exists() and (out / "stablehlo" / "weights.npz").exists()
     exp = jax_export.deserialize(bytearray((out / "stablehlo" / "encode.jax_export").read_bytes()))
     assert set(exp.platforms) == {"cpu", "cuda"}
     with np.load(out / "stablehlo" / "weights.npz") as w:
         w = {k: w[k] for k in w.files}
     x = np.ones((2, 2), np.float32)
     np.testing.assert_allclose(np.asarray(exp.call(w, x)), np.asarray(trained.encode(x)), rtol=1e-5, atol=1e-6)
-    text = (out / "stablehlo" / "main.mlir").read_text()
+    text = module_text(out / "stablehlo" / "main.mlirbc")
     header = re.search(r"func\.func public @main\((.*?)\)\s*->", text).group(1)
     assert len(re.findall(r"%arg\d+:", header)) == len(w) + 1
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from static_shapes import main_signature, module_text, portable_artifact
 
 from nnx_build.cli import main
 
@@ -89,7 +90,7 @@ def test_dynamic_depthwise_refused_with_the_dims_command(depthwise: tuple[Path, 
     spec, out, code, err = depthwise
     assert code == 2
     assert "Traceback" not in err
-    assert "IREE (llvm-cpu) cannot compile stablehlo/main.mlir" in err, err
+    assert "IREE (llvm-cpu) cannot compile stablehlo/main.mlirbc" in err, err
     assert "stablehlo.convolution" in err and "tensor<?x" in err and "dynamic shapes" in err, err
     assert f"nnx-build export {spec} --dims batch=1 --to stablehlo --verify-with iree --out {out}-static" in err, err
     assert not out.exists()
@@ -99,19 +100,20 @@ def test_dynamic_depthwise_refused_with_the_dims_command(depthwise: tuple[Path, 
 def test_static_depthwise_compiles_in_iree_and_matches_jax(depthwise_static: Path) -> None:
     iree = [r for r in _results(depthwise_static) if r["target"] == "stablehlo-iree"]
     assert iree and all(r["ok"] and r["dims"] == {"batch": 1} and r["max_abs_err"] <= 1e-5 for r in iree)
-    sig = next(ln for ln in (depthwise_static / "stablehlo" / "main.mlir").read_text().splitlines() if "@main(" in ln)
+    sig = main_signature(module_text(depthwise_static / "stablehlo" / "main.mlirbc"))
     assert "tensor<1x6x6x4xf32>" in sig and "?" not in sig
 
 
 @pytest.mark.slow
-def test_iree_compiles_the_mlir_text(depthwise_static: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the pooling's sum made a max in main.mlir: IREE's run reads that text and now differs from JAX
+def test_iree_compiles_the_mlirbc(depthwise_static: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the pooling's sum made a max in main.mlirbc: IREE's run reads that module and now differs from JAX
     out = tmp_path / "dw"
     shutil.copytree(depthwise_static, out)
-    mlir = out / "stablehlo" / "main.mlir"
-    text = mlir.read_text()
+    mlirbc = out / "stablehlo" / "main.mlirbc"
+    text = module_text(mlirbc)
     assert "applies stablehlo.add " in text
-    mlir.write_text(text.replace("applies stablehlo.add ", "applies stablehlo.maximum "))
+    version = json.loads((out / "manifest.json").read_text())["artifacts"]["stablehlo"]["stablehlo_version"]
+    mlirbc.write_bytes(portable_artifact(text.replace("applies stablehlo.add ", "applies stablehlo.maximum "), version))
     assert main(["verify", str(out), "--runtime", "iree"]) == 2
     assert "differs from JAX" in capsys.readouterr().err
     bad = {r["target"] for r in _results(out) if not r["ok"]}

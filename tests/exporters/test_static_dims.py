@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from static_shapes import SEQ, main_signature
+from static_shapes import SEQ, main_signature, module_text
 
 from nnx_build.cli import main
 
@@ -53,7 +53,7 @@ def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     spec = root / "mobilenet_tiny.yaml"
     spec.write_text(MOBILENET)
     out = root / "mobilenet"
-    # IREE (a second StableHLO compiler) compiles the static .mlir too: the MobileNetV2 case
+    # IREE (a second StableHLO compiler) compiles the static .mlirbc too: the MobileNetV2 case
     code = main(["export", str(spec), "--dims", "batch=1", "--to", "stablehlo,savedmodel,onnx", "--verify-with", "iree", "--out", str(out)])
     assert code == 0
     return spec, out
@@ -74,7 +74,7 @@ def test_depthwise_static_batch_verifies_in_every_target(mobilenet: tuple[Path, 
     # nothing is left to vary: one round, at batch 1 (no batch 7)
     assert ver["sizes"] == [{}]
 
-    mlir = (out / "stablehlo" / "main.mlir").read_text()
+    mlir = module_text(out / "stablehlo" / "main.mlirbc")
     assert "feature_group_count = 8" in mlir  # the depthwise convolution is in the program
     sig = main_signature(mlir)
     types = re.findall(r"tensor<[^>]*>", sig)
@@ -123,7 +123,7 @@ def test_other_dims_still_vary(tmp_path: Path) -> None:
     ver = result.verification
     assert ver["status"] == "passed", ver
     assert ver["sizes"] == [{"seq": 1}, {"seq": 7}]
-    sig = main_signature((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
+    sig = main_signature(module_text(tmp_path / "out" / "stablehlo" / "main.mlirbc"))
     assert "tensor<2x?x4xf32>" in sig and "tensor<2x?x2xf32>" in sig
 
 
@@ -178,5 +178,5 @@ def test_built_module_takes_dims(tmp_path: Path) -> None:
     result = export(model, tmp_path / "out", to="stablehlo", verify=False, dims={"batch": 1, "seq": 4})
     assert result.manifest["static_dims"] == {"batch": 1, "seq": 4}
     assert result.manifest["entries"][0]["inputs"][0]["shape"] == [1, 4, 4]
-    sig = main_signature((tmp_path / "out" / "stablehlo" / "main.mlir").read_text())
+    sig = main_signature(module_text(tmp_path / "out" / "stablehlo" / "main.mlirbc"))
     assert "tensor<1x4x4xf32>" in sig and "tensor<1x4x2xf32>" in sig and "?" not in sig

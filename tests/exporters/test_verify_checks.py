@@ -66,7 +66,7 @@ def test_every_named_dim_is_varied(tmp_path: Path) -> None:
     # max and sum over an axis of size 1 agree: only a second size of n tells them apart
     other = _write(tmp_path, "max.yaml", POOL.replace("REDUCE", "max"))
     export(other, tmp_path / "max", to="stablehlo", verify=False)
-    for f in ("pool.jax_export", "pool.mlir"):
+    for f in ("pool.jax_export", "pool.mlirbc"):
         shutil.copy(tmp_path / "max" / "stablehlo" / f, out / "stablehlo" / f)
     with pytest.raises(VerificationError, match="stablehlo pool:s at batch=1, n=2 differs from JAX"):
         verify_dir(out)

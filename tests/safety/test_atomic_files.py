@@ -84,7 +84,7 @@ def test_killed_export_leaves_the_previous_export_byte_identical(first_export, m
         temps = [p for p in _temps(out) if p.name.endswith(".tmp")]
         if moment == "temp folder created":
             return bool(temps)
-        return any(f.is_file() and f.stat().st_size > 0 for t in temps for f in t.rglob("*.mlir"))
+        return any(f.is_file() and f.stat().st_size > 0 for t in temps for f in t.rglob("*.mlirbc"))
 
     # a different seed: different weights, so a half-replaced export would show
     kill_when(nnx_build("export", str(SPEC), "--to", "stablehlo,onnx", "--out", str(out), "--force", "--seed", "7"), ready)

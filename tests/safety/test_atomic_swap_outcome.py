@@ -24,8 +24,8 @@ import pytest
 
 from nnx_build import fileio
 
-OLD = {"manifest.json": b'{"version": "old"}', "stablehlo/model.mlir": b"old module" * 50, "only_old.txt": b"o"}
-NEW = {"manifest.json": b'{"version": "new"}', "stablehlo/model.mlir": b"new module" * 70, "onnx/model.onnx": b"n" * 9}
+OLD = {"manifest.json": b'{"version": "old"}', "stablehlo/model.mlirbc": b"old module" * 50, "only_old.txt": b"o"}
+NEW = {"manifest.json": b'{"version": "new"}', "stablehlo/model.mlirbc": b"new module" * 70, "onnx/model.onnx": b"n" * 9}
 
 
 class Killed(BaseException):

@@ -59,8 +59,8 @@ def _export(spec: Path, out: Path) -> dict:
 def test_stablehlo_and_manifest_hashes_are_identical_across_processes(tmp_path: Path) -> None:
     spec = ROOT / "specs" / "residual.yaml"
     m1, m2 = _export(spec, tmp_path / "a"), _export(spec, tmp_path / "b")
-    for rel in ("stablehlo/main.mlir", "stablehlo/features.mlir"):
-        assert (tmp_path / "a" / rel).read_text() == (tmp_path / "b" / rel).read_text(), rel
+    for rel in ("stablehlo/main.mlirbc", "stablehlo/features.mlirbc"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     assert m1["files"] == m2["files"] and m1["files"]  # every artifact's sha256 and size
     assert m1["spec"] == m2["spec"] and m1["seed"] == m2["seed"] == 5
     assert m1["entries"] == m2["entries"]
