@@ -60,3 +60,24 @@ def test_saved_variables_are_the_weights_bit_for_bit(exports: Any, tf: Any) -> N
         got, ref = variable.numpy(), np.asarray(want[key])
         assert got.dtype == ref.dtype and got.shape == ref.shape, key
         assert got.tobytes() == ref.tobytes(), key
+
+
+def test_weights_digest_hashes_every_weight_as_written() -> None:
+    import hashlib
+
+    import jax.numpy as jnp
+
+    from nnx_build.exporters.manifest import weights_digest
+
+    weights = {
+        "b/kernel": jnp.arange(6, dtype=jnp.float32).reshape(2, 3),
+        "a/scale": jnp.asarray(1.5, jnp.bfloat16),
+        "c/mask": np.array([True, False, True]),
+        "d/empty": np.zeros((0, 4), np.int8),
+        "e/strided": np.arange(12, dtype=np.int32).reshape(3, 4)[:, ::2],
+    }
+    h = hashlib.sha256()  # the manifest's documented formula, written out
+    for key in sorted(weights):
+        a = np.atleast_1d(np.asarray(weights[key]))  # a 0-d weight is recorded with shape (1,)
+        h.update(f"{key}\0{a.dtype.str}\0{a.shape}\0".encode() + a.tobytes(order="C"))
+    assert weights_digest(weights) == h.hexdigest()
