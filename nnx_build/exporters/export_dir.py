@@ -19,6 +19,9 @@ from .targets import parse_targets
 __all__ = ["PLATFORMS", "ExportResult", "export", "release_memory", "verify_dir"]
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+#: targets converted after the others: TensorFlow's import stays resident (about 0.5 GB),
+#: so the other conversions' temporaries come and go below it instead of on top of it
+CONVERT_LAST = ("savedmodel",)
 
 
 @dataclass
@@ -140,7 +143,8 @@ def export(
                 nbytes = entries[0].ff.weight_bytes()
                 release_memory()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
-            artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
+            artifacts, failed = _convert(sorted(targets, key=lambda t: t.name in CONVERT_LAST), entries, tmp, conversion, progress)
+            artifacts = {t.name: artifacts[t.name] for t in targets if t.name in artifacts}
             if len(failed) == len(targets):
                 raise next(iter(failed.values()))
             done = [t.name for t in targets if t.name in artifacts]

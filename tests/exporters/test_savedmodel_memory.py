@@ -81,3 +81,27 @@ def test_weights_digest_hashes_every_weight_as_written() -> None:
         a = np.atleast_1d(np.asarray(weights[key]))  # a 0-d weight is recorded with shape (1,)
         h.update(f"{key}\0{a.dtype.str}\0{a.shape}\0".encode() + a.tobytes(order="C"))
     assert weights_digest(weights) == h.hexdigest()
+
+
+def test_savedmodel_converts_after_the_other_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TensorFlow's import stays resident: the other targets convert before it, the manifest keeps the asked order
+    from dataclasses import replace
+
+    from nnx_build.exporters import TARGETS, export
+
+    calls: list[str] = []
+
+    def recorder(name: str) -> Any:
+        def convert(entries: list[Any], root: Path, options: Any) -> dict[str, Any]:
+            calls.append(name)
+            (root / name).mkdir()
+            return {"dir": name}
+
+        return convert
+
+    for name in ("stablehlo", "savedmodel", "onnx"):
+        monkeypatch.setitem(TARGETS, name, replace(TARGETS[name], export=recorder(name)))
+    result = export(SEED / "model.yaml", tmp_path / "out", to="savedmodel,onnx,stablehlo", verify=False)
+    assert calls == ["onnx", "stablehlo", "savedmodel"]
+    assert result.manifest["targets"] == ["savedmodel", "onnx", "stablehlo"]
+    assert list(result.manifest["artifacts"]) == ["savedmodel", "onnx", "stablehlo"]
