@@ -141,6 +141,7 @@ def export(
                     subject = from_spec(model_or_spec, seed, weights, options=options)
                 entries = trace_entries(subject.model, subject.scope, variants)
                 nbytes = entries[0].ff.weight_bytes()
+                forwards = _expected_first(entries, subject, tuple(batch_sizes)) if verify else None
                 release_memory()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
             artifacts, failed = _convert(sorted(targets, key=lambda t: t.name in CONVERT_LAST), entries, tmp, conversion, progress)
@@ -168,7 +169,7 @@ def export(
                 also = f", also in {', '.join(runtimes)}" if runtimes else ""
                 with progress.stage("verify", f"reloading in a fresh process{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
                     ranges = integer_ranges(subject.model, subject.scope)
-                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes)
+                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes, forwards)
                     # messages name the folder being written as the folder asked for
                     record["failures"] = [f.replace(str(tmp), str(out)) for f in record.get("failures", [])]
                     manifest["verification"] = record
@@ -261,15 +262,58 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
 
 
 def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict[str, int], ranges: Any,
-            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = ()) -> dict[str, Any]:
+            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = (),
+            forwards: dict[str, Any] | None = None) -> dict[str, Any]:
     from .verify import verify_export
 
-    forwards = {e.name: e.ff for e in entries}
-    # a static variant draws integer ids over the ranges of the entry it is a variant of
-    ranges = {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
     return verify_export(
-        root, manifest, forwards, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance, int_ranges=ranges, runtimes=runtimes
+        root, manifest, forwards or {e.name: e.ff for e in entries}, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance,
+        int_ranges=_entry_ranges(entries, ranges), runtimes=runtimes,
     )
+
+
+def _entry_ranges(entries: list[Any], ranges: dict[str, Any]) -> dict[str, Any]:
+    # a static variant draws integer ids over the ranges of the entry it is a variant of
+    return {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
+
+
+class Remembered:
+    """A forward that remembers its outputs (as numpy) by its inputs' bytes.
+
+    Verification's expected outputs are computed before the conversions, while the process
+    is small (before TensorFlow's import, which stays resident), and read back when the
+    artifacts are compared; inputs it has not seen are computed then, as before.
+    """
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.seen: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, *inputs: Any) -> Any:
+        import hashlib
+
+        import jax
+        import numpy as np
+
+        arrays = [np.ascontiguousarray(x) for x in inputs]
+        key = tuple((a.shape, a.dtype.str, hashlib.sha256(a.reshape(-1).view(np.uint8).data).hexdigest()) for a in arrays)
+        if key not in self.seen:
+            self.seen[key] = jax.tree.map(np.asarray, self.fn(*inputs))
+        return self.seen[key]
+
+
+def _expected_first(entries: list[Any], subject: Any, batch_sizes: tuple[int, ...]) -> dict[str, Remembered]:
+    """Each entry's forward, already run on the inputs verification draws (the same seed and sizes)."""
+    from .entries import integer_ranges
+    from .inputs import draw_inputs
+
+    forwards = {e.name: Remembered(e.ff) for e in entries}
+    ranges = _entry_ranges(entries, integer_ranges(subject.model, subject.scope))
+    try:
+        draw_inputs([e.to_json() for e in entries], forwards, batch_sizes, subject.dims, ranges)
+    except Exception:  # noqa: BLE001  (verification draws again after the conversions and reports it there)
+        pass
+    return forwards
 
 
 def _runtimes(value: str | Sequence[str], targets: Sequence[str]) -> tuple[str, ...]:
