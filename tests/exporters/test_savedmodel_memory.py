@@ -132,9 +132,10 @@ def test_expected_outputs_are_computed_before_the_conversions(tmp_path: Path, mo
     # verification's JAX outputs come before TensorFlow's import, not on top of it; they are the same
     from dataclasses import replace
 
+    import dummy_target
+
     from nnx_build.exporters import TARGETS, export
     from nnx_build.fastpath import FastForward
-    import dummy_target
 
     events: list[str] = []
     forward = FastForward.__call__
