@@ -2,7 +2,7 @@
 
 The SavedModel keeps the weights in tf.Variables (``variables/``), not as graph
 constants, so the 2 GB protobuf limit does not apply. Writes one JSON object (times,
-peak RSS of this process and of the verification child, sizes) to stdout or ``--out``.
+peak RSS of this process (and over the weights' bytes) and of the verification child, sizes) to stdout or ``--out``.
 
 Usage:
   .venv/bin/python benchmarks/export_large_savedmodel.py [--dim 16384] [--hidden 12288]
@@ -15,9 +15,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,12 +43,6 @@ def spec_text(dim: int, hidden: int, layers: int) -> str:
     return SPEC.format(dim=dim, layers="\n".join(lines))
 
 
-def rss_mb(who: int) -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS
-    scale = 1 if sys.platform == "darwin" else 1024
-    return round(resource.getrusage(who).ru_maxrss * scale / 2**20, 1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=16384)
@@ -68,6 +60,7 @@ def main() -> int:
 
     from nnx_build.builder import check
     from nnx_build.exporters import export
+    from nnx_build.memory import peak_rss_mb
 
     text = spec_text(args.dim, args.hidden, args.layers)
     report = check(text)
@@ -92,7 +85,8 @@ def main() -> int:
             "seconds_total": round(total, 2),
             "seconds_by_stage": result.seconds,
             "seconds_imports": round(t_import, 2),
-            "peak_rss_mb": rss_mb(resource.RUSAGE_SELF),
+            "peak_rss_mb": peak_rss_mb(),
+            "peak_over_weights": round(peak_rss_mb() * 2**20 / (report.total_params * 4), 3),
             "verify_child_peak_rss_mb": result.verification.get("child_peak_rss_mb"),
             "saved_model_pb_bytes": pb,
             "variables_bytes": variables,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,12 @@ from .errors import ExportError, OutputExistsError, PartialExportError, Verifica
 from .progress import Stages
 from .targets import parse_targets
 
-__all__ = ["PLATFORMS", "ExportResult", "export", "verify_dir"]
+__all__ = ["PLATFORMS", "ExportResult", "export", "release_memory", "verify_dir"]
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+#: targets converted after the others: TensorFlow's import stays resident (about 0.5 GB),
+#: so the other conversions' temporaries come and go below it instead of on top of it
+CONVERT_LAST = ("savedmodel",)
 
 
 @dataclass
@@ -139,8 +143,11 @@ def export(
                     subject = from_spec(model_or_spec, seed, weights, options=options)
                 entries = trace_entries(subject.model, subject.scope, variants)
                 nbytes = entries[0].ff.weight_bytes()
+                forwards = _expected_first(entries, subject, tuple(batch_sizes)) if verify else None
+                release_memory()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
-            artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
+            artifacts, failed = _convert(sorted(targets, key=lambda t: t.name in CONVERT_LAST), entries, tmp, conversion, progress)
+            artifacts = {t.name: artifacts[t.name] for t in targets if t.name in artifacts}
             if len(failed) == len(targets):
                 raise next(iter(failed.values()))
             done = [t.name for t in targets if t.name in artifacts]
@@ -164,7 +171,7 @@ def export(
                 also = f", also in {', '.join(runtimes)}" if runtimes else ""
                 with progress.stage("verify", f"reloading in a fresh process{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
                     ranges = integer_ranges(subject.model, subject.scope)
-                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes)
+                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes, forwards)
                     # messages name the folder being written as the folder asked for
                     record["failures"] = [f.replace(str(tmp), str(out)) for f in record.get("failures", [])]
                     manifest["verification"] = record
@@ -212,7 +219,28 @@ def _convert(targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any
         except ConversionError as e:
             failed[target.name] = e
             shutil.rmtree(tmp / target.folder, ignore_errors=True)
+        finally:
+            release_memory()
     return artifacts, failed
+
+
+def release_memory() -> None:
+    """Gives what a stage freed back to the system before the next one allocates.
+
+    A conversion frees its temporaries (traced graphs, serialized protos, a runtime
+    session), but glibc keeps freed blocks in its heaps, so each stage would start from
+    the previous stage's high-water mark and the peaks add up. ``malloc_trim`` hands the
+    free pages back (glibc only: elsewhere this just collects garbage).
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+            pass
 
 
 def _make_temp_dir(out: Path) -> Path:
@@ -236,15 +264,58 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
 
 
 def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict[str, int], ranges: Any,
-            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = ()) -> dict[str, Any]:
+            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = (),
+            forwards: dict[str, Any] | None = None) -> dict[str, Any]:
     from .verify import verify_export
 
-    forwards = {e.name: e.ff for e in entries}
-    # a static variant draws integer ids over the ranges of the entry it is a variant of
-    ranges = {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
     return verify_export(
-        root, manifest, forwards, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance, int_ranges=ranges, runtimes=runtimes
+        root, manifest, forwards or {e.name: e.ff for e in entries}, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance,
+        int_ranges=_entry_ranges(entries, ranges), runtimes=runtimes,
     )
+
+
+def _entry_ranges(entries: list[Any], ranges: dict[str, Any]) -> dict[str, Any]:
+    # a static variant draws integer ids over the ranges of the entry it is a variant of
+    return {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
+
+
+class Remembered:
+    """A forward that remembers its outputs (as numpy) by its inputs' bytes.
+
+    Verification's expected outputs are computed before the conversions, while the process
+    is small (before TensorFlow's import, which stays resident), and read back when the
+    artifacts are compared; inputs it has not seen are computed then, as before.
+    """
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.seen: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, *inputs: Any) -> Any:
+        import hashlib
+
+        import jax
+        import numpy as np
+
+        arrays = [np.ascontiguousarray(x) for x in inputs]
+        key = tuple((a.shape, a.dtype.str, hashlib.sha256(a.reshape(-1).view(np.uint8).data).hexdigest()) for a in arrays)
+        if key not in self.seen:
+            self.seen[key] = jax.tree.map(np.asarray, self.fn(*inputs))
+        return self.seen[key]
+
+
+def _expected_first(entries: list[Any], subject: Any, batch_sizes: tuple[int, ...]) -> dict[str, Remembered]:
+    """Each entry's forward, already run on the inputs verification draws (the same seed and sizes)."""
+    from .entries import integer_ranges
+    from .inputs import draw_inputs
+
+    forwards = {e.name: Remembered(e.ff) for e in entries}
+    ranges = _entry_ranges(entries, integer_ranges(subject.model, subject.scope))
+    try:
+        draw_inputs([e.to_json() for e in entries], forwards, batch_sizes, subject.dims, ranges)
+    except Exception:  # noqa: BLE001  (verification draws again after the conversions and reports it there)
+        pass
+    return forwards
 
 
 def _runtimes(value: str | Sequence[str], targets: Sequence[str]) -> tuple[str, ...]:

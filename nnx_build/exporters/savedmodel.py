@@ -18,7 +18,7 @@ from .common import Entry, first_line, jnp_dtype, poly_shape
 from .errors import ConversionError
 from .target import ExportOptions, Run, Target
 
-__all__ = ["TARGET", "export_savedmodel", "import_tensorflow"]
+__all__ = ["TARGET", "export_savedmodel", "import_tensorflow", "shared_tensor"]
 
 
 def import_tensorflow() -> Any:
@@ -46,6 +46,32 @@ def import_tensorflow() -> Any:
         os.dup2(saved, 2)
         os.close(saved)
     return tf
+
+
+def shared_tensor(tf: Any, array: Any) -> Any:
+    """A TF tensor of ``array`` (a JAX array or numpy), sharing its memory where it can.
+
+    A JAX array on the CPU goes through DLPack: the tensor is a view of the JAX buffer, so
+    a ``tf.Variable`` made from it (which adopts its initial value's buffer) holds no second
+    copy of the weight. Anything else (an array on an accelerator or sharded over devices,
+    a dtype DLPack does not carry) is copied through numpy, as before.
+    """
+    import numpy as np
+
+    if _on_one_cpu(array):
+        try:
+            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        except Exception:  # noqa: BLE001  (TF or JAX refuses this dtype or layout: copy instead)
+            pass
+    return tf.constant(np.asarray(array))
+
+
+def _on_one_cpu(array: Any) -> bool:
+    devices = getattr(array, "devices", None)
+    if not callable(devices) or not hasattr(array, "__dlpack__"):
+        return False
+    found = devices()
+    return len(found) == 1 and next(iter(found)).platform == "cpu"
 
 
 def _signature_fn(tf: Any, entry: Entry, module: Any, keys: list[str], platforms: tuple[str, ...]) -> Any:
@@ -76,15 +102,13 @@ def export_savedmodel(
     entries: list[Entry], out_dir: Path, *, version: int = 1, platforms: tuple[str, ...] = ("cpu",)
 ) -> dict[str, Any]:
     """Writes ``out_dir/<version>/`` and returns the manifest section."""
-    import numpy as np
-
     tf = import_tensorflow()
     path = out_dir / str(version)
     weights = entries[0].ff.weights
     keys = sorted(weights)
     module = tf.Module()
     # a list keeps every variable tracked (checkpointed under variables/), in key order
-    module.weights = [tf.Variable(np.asarray(weights[k]), trainable=False, name=k.replace("/", ".")) for k in keys]
+    module.weights = [tf.Variable(shared_tensor(tf, weights[k]), trainable=False, name=k.replace("/", ".")) for k in keys]
     del weights
     signatures: dict[str, Any] = {}
     for entry in entries:
