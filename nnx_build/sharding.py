@@ -354,6 +354,7 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
     from flax import nnx
 
     from .builder.module import instantiate
+    from .builder.threefry import unrolled_threefry
 
     mesh = make_mesh(plan)
     abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(0)))
@@ -370,7 +371,7 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
         nnx.update(model, nnx.from_flat_state(flat))
         return model
 
-    with jax.set_mesh(mesh):
+    with jax.set_mesh(mesh), unrolled_threefry():  # each shard's draws fused, no weight-sized temporaries
         return create(rngs)
 
 
