@@ -22,6 +22,7 @@ from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
+from .unroll import run_unrolled, unrolling
 
 __all__ = [
     "BuiltModule",
@@ -417,6 +418,10 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
         for layer in sub:
             out = layer(*carry, *shared)
             carry = out if isinstance(out, tuple) else (out,)
+        return carry[0] if len(carry) == 1 else carry
+
+    if unrolling():  # for converters that want plain ops (ONNX): see .unroll
+        carry = run_unrolled(sub, node.repeat, carry, shared)
         return carry[0] if len(carry) == 1 else carry
 
     # each stacked copy owns its RNG streams (split at creation), so no split_rngs here
