@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -106,7 +107,7 @@ def export(
       (all :class:`~nnx_build.NnxBuildError`); :class:`PartialExportError` when some targets
       failed, naming those that succeeded. ``out`` is then left as it was.
     """
-    from .entries import dim_variants, from_model, from_spec, integer_ranges, is_built_module, trace_entries
+    from .entries import dim_variants, from_model, from_spec, is_built_module, trace_entries
     from .manifest import file_entries, new_manifest, weights_digest, weights_record, write_manifest
     from .target import ExportOptions
 
@@ -129,7 +130,7 @@ def export(
     stages = ["build", *(t.name for t in targets), *(["verify"] if verify else []), "write"]
     tmp = _make_temp_dir(out)
     try:
-        with Stages(console, stages) as progress:
+        with Stages(console, stages) as progress, contextlib.ExitStack() as stack:
             with progress.stage("build", "building the model") as info:
                 if is_built_module(model_or_spec) or not isinstance(model_or_spec, str | os.PathLike) and callable(model_or_spec):
                     subject = from_model(model_or_spec, weights)
@@ -138,7 +139,10 @@ def export(
                 entries = trace_entries(subject.model, subject.scope, variants)
                 nbytes = entries[0].ff.weight_bytes()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
-            artifacts, failed = _convert(targets, entries, tmp, conversion, progress)
+            # each target's verification process starts when the target is written, beside the next conversion
+            verification = _verification(tmp, entries, subject, tuple(batch_sizes), tolerance, runtimes) if verify else None
+            stack.enter_context(verification or contextlib.nullcontext())
+            artifacts, failed = _convert(targets, entries, tmp, conversion, progress, verification)
             if len(failed) == len(targets):
                 raise next(iter(failed.values()))
             done = [t.name for t in targets if t.name in artifacts]
@@ -160,9 +164,9 @@ def export(
             if verify:
                 fixed = f" ({'; '.join(', '.join(f'{d}={n}' for d, n in v.items()) for v in variants)} fixed)" if variants else ""
                 also = f", also in {', '.join(runtimes)}" if runtimes else ""
-                with progress.stage("verify", f"reloading in a fresh process{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
-                    ranges = integer_ranges(subject.model, subject.scope)
-                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes)
+                with progress.stage("verify", f"reloading in fresh processes{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
+                    assert verification is not None
+                    record = verification.finish(manifest)
                     # messages name the folder being written as the folder asked for
                     record["failures"] = [f.replace(str(tmp), str(out)) for f in record.get("failures", [])]
                     manifest["verification"] = record
@@ -192,8 +196,10 @@ def export(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _convert(targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any, progress: Stages) -> tuple[dict[str, Any], dict[str, Exception]]:
-    """Runs every target's export; a failing target is recorded and the others still run."""
+def _convert(
+    targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any, progress: Stages, verification: Any = None
+) -> tuple[dict[str, Any], dict[str, Exception]]:
+    """Runs every target's export; a failing target is recorded and the others still run; each written one is verified."""
     from .errors import ConversionError
 
     artifacts: dict[str, Any] = {}
@@ -207,6 +213,8 @@ def _convert(targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any
                     raise ConversionError(f"{target.name}: no {target.name} runtime kernel for {', '.join(bad)}")
                 artifacts[target.name] = target.export(entries, tmp, options)
                 info["done"] = "written"
+            if verification is not None:
+                verification.start(target.name, artifacts[target.name])
         except ConversionError as e:
             failed[target.name] = e
             shutil.rmtree(tmp / target.folder, ignore_errors=True)
@@ -231,6 +239,21 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
         raise OutputExistsError(f"{out} already exists; pass --force to replace it") from None
     except OSError as e:
         raise ExportError(f"cannot move the export into {out}: {e.strerror or e}") from e
+
+
+def _verification(root: Path, entries: list[Any], subject: Any, batch_sizes: tuple[int, ...], tolerance: float | None,
+                  runtimes: tuple[str, ...]) -> Any:
+    """The verification of an export to ``root``: inputs drawn, JAX's outputs computed, no process started yet."""
+    from .entries import integer_ranges
+    from .verify import Verification
+
+    ranges = integer_ranges(subject.model, subject.scope)
+    # a static variant draws integer ids over the ranges of the entry it is a variant of
+    ranges = {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
+    return Verification(
+        root, [e.to_json() for e in entries], {e.name: e.ff for e in entries}, dims=subject.dims, batch_sizes=batch_sizes,
+        tolerance=tolerance, int_ranges=ranges, runtimes=runtimes,
+    )
 
 
 def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict[str, int], ranges: Any,
