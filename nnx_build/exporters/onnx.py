@@ -136,7 +136,8 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         error: BaseException | None = None
         for make in attempts:
             try:
-                fn = make()
+                with unrolled_scans():  # the fallback traces here
+                    fn = make()
                 # conversion_fixes: the converter's faults worked around (see onnx_fixes);
                 # unrolled_scans: scanned repeats as one call per copy, so the converter's
                 # layer plugins apply to them (a scan becomes a Loop of traced arithmetic)
