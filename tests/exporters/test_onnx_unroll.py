@@ -22,6 +22,7 @@ def test_scanned_blocks_export_without_a_loop(tmp_path: Path) -> None:
 
     ver = export(SPEC, tmp_path / "x", to="onnx").verification
     assert ver["status"] == "passed", ver["failures"]
+    assert set(ver["processes"]) == {"onnx"}  # one verification process per target
     assert {r["dims"]["seq"] for r in ver["results"]} == {2, 8}  # the sequence length varied
     ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "x" / "onnx" / "main.onnx")).graph.node)
     assert "Loop" not in ops and "Scan" not in ops, ops

@@ -29,15 +29,6 @@ def test_each_target_is_judged_by_its_own_process(tmp_path: Path, monkeypatch: p
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-def test_the_record_has_one_process_per_target(tmp_path: Path) -> None:
-    result = export(SPEC, tmp_path / "out", to="stablehlo,onnx", batch_sizes=(2,))
-    ver = result.verification
-    assert ver["status"] == "passed", ver["failures"]
-    assert set(ver["processes"]) == {"stablehlo", "onnx"}
-    assert {r["target"] for r in ver["results"]} == {"stablehlo", "stablehlo-mlir", "onnx"}
-
-
 def test_large_artifacts_are_verified_without_the_compilation_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nnx_build.exporters.verify_pool import CACHE_LIMIT_BYTES, child_env
 
