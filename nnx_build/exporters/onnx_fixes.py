@@ -31,6 +31,11 @@ Two faults of the converter, each fixed here without editing it:
   (:data:`SKIPPED_PASSES`); onnxruntime's own transpose optimiser cancels the pairs it
   would have removed when it loads the file.
 
+* **Causal masks over a symbolic length.** ``nnx.make_causal_mask`` broadcasts an
+  ``arange`` of the sequence length, which the converter cannot do for a symbolic length
+  (GPT-2's ``seq``): the whole model went to the traced-jaxpr fallback. During conversion
+  the positions are counted with a cumulative sum of ones instead (the same mask).
+
 And two costs of it:
 
 * **Plugin loading.** On first use the converter imports every plugin module it ships,

@@ -49,3 +49,21 @@ def test_unrolled_forward_equals_the_scan() -> None:
     assert "scan" not in jaxpr
     assert "scan" in str(jax.make_jaxpr(ff.closed())(tokens))
     np.testing.assert_allclose(unrolled, scanned, rtol=1e-5, atol=1e-6)
+
+
+def test_the_causal_mask_of_the_conversion_is_flaxs_and_is_undone() -> None:
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from nnx_build.exporters.onnx_fixes import conversion_fixes
+
+    original = nnx.make_causal_mask
+    x = jnp.zeros((2, 5), jnp.int8)
+    with conversion_fixes():
+        assert nnx.make_causal_mask is not original
+        for dtype in (jnp.float32, jnp.bool_):
+            patched = nnx.make_causal_mask(x, dtype=dtype)
+            want = original(x, dtype=dtype)
+            assert patched.dtype == want.dtype and patched.shape == want.shape == (2, 1, 5, 5)
+            np.testing.assert_array_equal(np.asarray(patched), np.asarray(want))
+    assert nnx.make_causal_mask is original
