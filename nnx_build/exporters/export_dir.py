@@ -340,7 +340,7 @@ def verify_dir(
                 )
             info["done"] = _entries_text(len(entries))
         also = f", also in {', '.join(extra)}" if extra else ""
-        with progress.stage("verify", f"reloading in a fresh process{also}") as info:
+        with progress.stage("verify", f"reloading in fresh processes (one per target){also}") as info:
             ranges = integer_ranges(subject.model, subject.scope)
             record = _verify(out, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, extra)
             info["done"] = record["status"]
