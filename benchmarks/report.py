@@ -20,7 +20,7 @@ RESULTS = HERE / "results"
 README = HERE / "README.md"
 BEGIN = "<!-- BEGIN report.py: generated from benchmarks/results/*.json, do not edit by hand -->"
 END = "<!-- END report.py -->"
-NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts", "cold_start", "peers")
+NAMES = ("parity", "dispatch", "depth", "check_scale", "scale", "weights_memory", "efficiency", "artifacts", "cold_start", "peers", "export_time")
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -159,6 +159,23 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             "recorded",
         ))
     out += [(*row, when(d)) for d in [load("peers")] if d for row in peer_rows(d)]
+    d = load("export_time")
+    if d:
+        for spec, m in d["models"].items():
+            s, st = m["median_seconds"], m["median_stages"]
+
+            def stages(v: str, st: dict[str, Any] = st) -> str:
+                return ", ".join(f"{k} {x:.0f}" for k, x in st[v].items() if k != "write")
+
+            ratio = m.get("ratio")
+            add(d, (
+                f"export time: `nnx-build export {spec}` (3 targets, verified, empty compilation cache), "
+                f"this code / {d['baseline'] or 'baseline'} (medians of {d['rounds']} round{'s' if d['rounds'] != 1 else ''})",
+                "≤ 0.5",
+                (f"{ratio:.2f} ({s['after']:.0f} vs {s['before']:.0f} s); " if ratio is not None else f"{s['after']:.0f} s; ")
+                + f"stages (s) {stages('after')}" + (f"; before: {stages('before')}" if "before" in st else ""),
+                mark(ratio <= 0.5) if ratio is not None else "recorded",
+            ))
     return out
 
 

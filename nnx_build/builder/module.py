@@ -23,6 +23,7 @@ from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
 from .threefry import unrolled_threefry
+from .unroll import run_unrolled, unrolling
 
 __all__ = [
     "BuiltModule",
@@ -300,10 +301,8 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     initialiser's operations are separate programs, and the simplifier, seeing them
     together, would fold ``normal(key) * stddev`` into one multiplication by
     ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
-    either way. Random bits are drawn with Threefry's unrolled lowering
-    (:func:`~nnx_build.builder.threefry.unrolled_threefry`): the same integers, fused into
-    each initialiser, where the loop JAX uses on CPU needs temporaries five times each
-    weight's size. A constructor that cannot be traced (it reads a weight's value in
+    either way. Random bits are drawn with Threefry's unrolled lowering (see
+    :mod:`.threefry`). A constructor that cannot be traced (it reads a weight's value in
     Python) is built eagerly instead, with :func:`instantiate`.
     """
     graphdef_r, state_r = nnx.split(rngs)
@@ -317,9 +316,8 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         return state, nnx.state(r)
 
     try:
-        with unrolled_threefry():  # no temporaries the size of each weight (see builder/threefry.py)
-            lowered = jax.jit(create).lower(state_r)
-        compiled = lowered.compile(compiler_options=INIT_COMPILER_OPTIONS)
+        with unrolled_threefry():  # no temporaries the size of each weight
+            compiled = jax.jit(create).lower(state_r).compile(compiler_options=INIT_COMPILER_OPTIONS)
     except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
         return instantiate(program, rngs=rngs)
     state, after = compiled(state_r)
@@ -423,6 +421,10 @@ def _run_node(module: BuiltModule, node: Node, inputs: list[Any], named: dict[st
         for layer in sub:
             out = layer(*carry, *shared)
             carry = out if isinstance(out, tuple) else (out,)
+        return carry[0] if len(carry) == 1 else carry
+
+    if unrolling():  # for converters that want plain ops (ONNX): see .unroll
+        carry = run_unrolled(sub, node.repeat, carry, shared)
         return carry[0] if len(carry) == 1 else carry
 
     # each stacked copy owns its RNG streams (split at creation), so no split_rngs here

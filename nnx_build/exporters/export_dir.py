@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -112,7 +113,7 @@ def export(
       (all :class:`~nnx_build.NnxBuildError`); :class:`PartialExportError` when some targets
       failed, naming those that succeeded. ``out`` is then left as it was.
     """
-    from .entries import dim_variants, from_model, from_spec, integer_ranges, is_built_module, trace_entries
+    from .entries import dim_variants, from_model, from_spec, is_built_module, trace_entries
     from .manifest import file_entries, new_manifest, weights_digest, weights_record, write_manifest
     from .target import ExportOptions
 
@@ -135,7 +136,7 @@ def export(
     stages = ["build", *(t.name for t in targets), *(["verify"] if verify else []), "write"]
     tmp = _make_temp_dir(out)
     try:
-        with Stages(console, stages) as progress:
+        with Stages(console, stages) as progress, contextlib.ExitStack() as stack:
             with progress.stage("build", "building the model") as info:
                 if is_built_module(model_or_spec) or not isinstance(model_or_spec, str | os.PathLike) and callable(model_or_spec):
                     subject = from_model(model_or_spec, weights)
@@ -143,10 +144,14 @@ def export(
                     subject = from_spec(model_or_spec, seed, weights, options=options)
                 entries = trace_entries(subject.model, subject.scope, variants)
                 nbytes = entries[0].ff.weight_bytes()
-                forwards = _expected_first(entries, subject, tuple(batch_sizes)) if verify else None
-                release_memory()
                 info["done"] = f"{_entries_text(len(entries))}, {human_bytes(nbytes)} of weights"
-            artifacts, failed = _convert(sorted(targets, key=lambda t: t.name in CONVERT_LAST), entries, tmp, conversion, progress)
+            # inputs drawn and JAX's outputs computed now, while the process is small (before TensorFlow's
+            # import); each target's verification process starts when the target is written, beside the next conversion
+            verification = _verification(tmp, entries, subject, tuple(batch_sizes), tolerance, runtimes) if verify else None
+            stack.enter_context(verification or contextlib.nullcontext())
+            release_memory()
+            order = sorted(targets, key=lambda t: t.name in CONVERT_LAST)
+            artifacts, failed = _convert(order, entries, tmp, conversion, progress, verification)
             artifacts = {t.name: artifacts[t.name] for t in targets if t.name in artifacts}
             if len(failed) == len(targets):
                 raise next(iter(failed.values()))
@@ -169,9 +174,9 @@ def export(
             if verify:
                 fixed = f" ({'; '.join(', '.join(f'{d}={n}' for d, n in v.items()) for v in variants)} fixed)" if variants else ""
                 also = f", also in {', '.join(runtimes)}" if runtimes else ""
-                with progress.stage("verify", f"reloading in a fresh process{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
-                    ranges = integer_ranges(subject.model, subject.scope)
-                    record = _verify(tmp, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, runtimes, forwards)
+                with progress.stage("verify", f"reloading in fresh processes{also}, batch {', '.join(map(str, batch_sizes))}{fixed}") as info:
+                    assert verification is not None
+                    record = verification.finish(manifest)
                     # messages name the folder being written as the folder asked for
                     record["failures"] = [f.replace(str(tmp), str(out)) for f in record.get("failures", [])]
                     manifest["verification"] = record
@@ -201,8 +206,10 @@ def export(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _convert(targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any, progress: Stages) -> tuple[dict[str, Any], dict[str, Exception]]:
-    """Runs every target's export; a failing target is recorded and the others still run."""
+def _convert(
+    targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any, progress: Stages, verification: Any = None
+) -> tuple[dict[str, Any], dict[str, Exception]]:
+    """Runs every target's export; a failing target is recorded and the others still run; each written one is verified."""
     from .errors import ConversionError
 
     artifacts: dict[str, Any] = {}
@@ -216,6 +223,8 @@ def _convert(targets: Sequence[Any], entries: list[Any], tmp: Path, options: Any
                     raise ConversionError(f"{target.name}: no {target.name} runtime kernel for {', '.join(bad)}")
                 artifacts[target.name] = target.export(entries, tmp, options)
                 info["done"] = "written"
+            if verification is not None:
+                verification.start(target.name, artifacts[target.name])
         except ConversionError as e:
             failed[target.name] = e
             shutil.rmtree(tmp / target.folder, ignore_errors=True)
@@ -263,13 +272,27 @@ def _commit(tmp: Path, out: Path, force: bool) -> None:
         raise ExportError(f"cannot move the export into {out}: {e.strerror or e}") from e
 
 
+def _verification(root: Path, entries: list[Any], subject: Any, batch_sizes: tuple[int, ...], tolerance: float | None,
+                  runtimes: tuple[str, ...]) -> Any:
+    """The verification of an export to ``root``: inputs drawn, JAX's outputs computed, no process started yet."""
+    from .entries import integer_ranges
+    from .verify import Verification
+
+    ranges = integer_ranges(subject.model, subject.scope)
+    # a static variant draws integer ids over the ranges of the entry it is a variant of
+    ranges = {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
+    return Verification(
+        root, [e.to_json() for e in entries], {e.name: e.ff for e in entries}, dims=subject.dims, batch_sizes=batch_sizes,
+        tolerance=tolerance, int_ranges=ranges, runtimes=runtimes,
+    )
+
+
 def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict[str, int], ranges: Any,
-            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = (),
-            forwards: dict[str, Any] | None = None) -> dict[str, Any]:
+            batch_sizes: tuple[int, ...], tolerance: float | None, runtimes: tuple[str, ...] = ()) -> dict[str, Any]:
     from .verify import verify_export
 
     return verify_export(
-        root, manifest, forwards or {e.name: e.ff for e in entries}, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance,
+        root, manifest, {e.name: e.ff for e in entries}, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance,
         int_ranges=_entry_ranges(entries, ranges), runtimes=runtimes,
     )
 
@@ -277,45 +300,6 @@ def _verify(root: Path, manifest: dict[str, Any], entries: list[Any], dims: dict
 def _entry_ranges(entries: list[Any], ranges: dict[str, Any]) -> dict[str, Any]:
     # a static variant draws integer ids over the ranges of the entry it is a variant of
     return {e.name: ranges[e.variant_of or e.name] for e in entries if (e.variant_of or e.name) in ranges}
-
-
-class Remembered:
-    """A forward that remembers its outputs (as numpy) by its inputs' bytes.
-
-    Verification's expected outputs are computed before the conversions, while the process
-    is small (before TensorFlow's import, which stays resident), and read back when the
-    artifacts are compared; inputs it has not seen are computed then, as before.
-    """
-
-    def __init__(self, fn: Any):
-        self.fn = fn
-        self.seen: dict[tuple[Any, ...], Any] = {}
-
-    def __call__(self, *inputs: Any) -> Any:
-        import hashlib
-
-        import jax
-        import numpy as np
-
-        arrays = [np.ascontiguousarray(x) for x in inputs]
-        key = tuple((a.shape, a.dtype.str, hashlib.sha256(a.reshape(-1).view(np.uint8).data).hexdigest()) for a in arrays)
-        if key not in self.seen:
-            self.seen[key] = jax.tree.map(np.asarray, self.fn(*inputs))
-        return self.seen[key]
-
-
-def _expected_first(entries: list[Any], subject: Any, batch_sizes: tuple[int, ...]) -> dict[str, Remembered]:
-    """Each entry's forward, already run on the inputs verification draws (the same seed and sizes)."""
-    from .entries import integer_ranges
-    from .inputs import draw_inputs
-
-    forwards = {e.name: Remembered(e.ff) for e in entries}
-    ranges = _entry_ranges(entries, integer_ranges(subject.model, subject.scope))
-    try:
-        draw_inputs([e.to_json() for e in entries], forwards, batch_sizes, subject.dims, ranges)
-    except Exception:  # noqa: BLE001  (verification draws again after the conversions and reports it there)
-        pass
-    return forwards
 
 
 def _runtimes(value: str | Sequence[str], targets: Sequence[str]) -> tuple[str, ...]:
@@ -390,7 +374,7 @@ def verify_dir(
                 )
             info["done"] = _entries_text(len(entries))
         also = f", also in {', '.join(extra)}" if extra else ""
-        with progress.stage("verify", f"reloading in a fresh process{also}") as info:
+        with progress.stage("verify", f"reloading in fresh processes (one per target){also}") as info:
             ranges = integer_ranges(subject.model, subject.scope)
             record = _verify(out, manifest, entries, subject.dims, ranges, tuple(batch_sizes), tolerance, extra)
             info["done"] = record["status"]

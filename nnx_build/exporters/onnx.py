@@ -120,6 +120,8 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
     """Writes one ``.onnx`` per entry; returns the manifest section."""
     from jax2onnx import to_onnx
 
+    from ..builder.unroll import unrolled_scans
+
     with contextlib.suppress(ImportError):  # jax2onnx may run onnxruntime; keep its warnings quiet
         import onnxruntime
 
@@ -137,9 +139,12 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
         error: BaseException | None = None
         for make in attempts:
             try:
-                fn = make()
-                # conversion_fixes: the converter's faults worked around (see onnx_fixes)
-                with quiet_logger("onnx_ir"), conversion_fixes():  # onnx_ir: per-value "type is not known" notes
+                with unrolled_scans():  # the fallback traces here
+                    fn = make()
+                # conversion_fixes: the converter's faults worked around (see onnx_fixes);
+                # unrolled_scans: scanned repeats as one call per copy, so the converter's
+                # layer plugins apply to them (a scan becomes a Loop of traced arithmetic)
+                with quiet_logger("onnx_ir"), conversion_fixes(), unrolled_scans():  # onnx_ir: per-value "type is not known" notes
                     to_onnx(
                         fn,
                         inputs=args,

@@ -31,6 +31,11 @@ Two faults of the converter, each fixed here without editing it:
   (:data:`SKIPPED_PASSES`); onnxruntime's own transpose optimiser cancels the pairs it
   would have removed when it loads the file.
 
+* **Causal masks over a symbolic length.** ``nnx.make_causal_mask`` broadcasts an
+  ``arange`` of the sequence length, which the converter cannot do for a symbolic length
+  (GPT-2's ``seq``): the whole model went to the traced-jaxpr fallback. During conversion
+  the positions are counted with a cumulative sum of ones instead (the same mask).
+
 And two costs of it:
 
 * **Plugin loading.** On first use the converter imports every plugin module it ships,
@@ -265,6 +270,17 @@ def _flax_pool_plugin() -> Any:
     return PoolPlugin if callable(getattr(PoolPlugin, "get_monkey_patch", None)) else None
 
 
+def _causal_mask(x: Any, extra_batch_dims: int = 0, dtype: Any = None) -> Any:
+    """``nnx.make_causal_mask`` with the positions counted by ``cumsum``: the converter cannot
+    broadcast an ``arange`` of a symbolic length (the sequence dim), a cumulative sum of ones is
+    the same ``0, 1, ..., n-1`` along it."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    idxs = jnp.cumsum(jnp.ones_like(x, dtype=jnp.int32), axis=-1) - 1
+    return nnx.make_attention_mask(idxs, idxs, jnp.greater_equal, extra_batch_dims=extra_batch_dims, dtype=dtype or jnp.float32)
+
+
 @contextlib.contextmanager
 def conversion_fixes() -> Iterator[None]:
     """Installs the corrections for the block; the converter is as it was afterwards.
@@ -295,9 +311,14 @@ def conversion_fixes() -> Iterator[None]:
     passes = getattr(ir_optimizations, "_OPTIMIZER_PASSES", None)
     if passes is not None:
         ir_optimizations._OPTIMIZER_PASSES = tuple(p for p in passes if getattr(p, "name", None) not in SKIPPED_PASSES)
+    from flax import nnx
+
+    causal = nnx.make_causal_mask
+    nnx.make_causal_mask = _causal_mask
     try:
         yield
     finally:
+        nnx.make_causal_mask = causal
         if optimize is not None:
             conversion_api.optimize_graph = optimize
         if original_pool is not None:

@@ -2,9 +2,11 @@
 
 The parent draws inputs for each entry point at each size (:mod:`.inputs`: every symbolic
 dim varied, integer ids over their real range), runs the JAX model (the fast path) on
-them, and starts ``python -m nnx_build.exporters.verify`` on the export folder; the child
-loads each artifact with its target's ``load`` (the same code ``nnx-build bench`` times),
-runs the same inputs and writes the outputs back. The parent records max abs / rel errors.
+them, and starts ``python -m nnx_build.exporters.verify`` on the export folder, one
+process per target (:class:`Verification`; an export starts each as soon as its target is
+written, while it converts the next: :mod:`.verify_pool`); the child loads the target's
+artifacts with its ``load`` (the same code ``nnx-build bench`` times), runs the same inputs
+and writes the outputs back. The parent records max abs / rel errors.
 
 Further runtimes (:data:`RUNTIMES`, ``verify --runtime iree``) run a target's artifacts
 too: IREE compiles the StableHLO module for CPU, the run ``stablehlo-iree``; its failures
@@ -19,9 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "RUNTIMES",
     "Runtime",
+    "Verification",
     "check_runtime",
     "run_artifacts",
     "to_numpy",
@@ -119,10 +119,19 @@ def _target(name: str, modules: dict[str, str]) -> Any:
 
 
 def run_artifacts(
-    root: Path, inputs_path: Path, out_path: Path, modules: dict[str, str] | None = None, runtimes: tuple[str, ...] = ()
+    root: Path,
+    inputs_path: Path,
+    out_path: Path,
+    modules: dict[str, str] | None = None,
+    runtimes: tuple[str, ...] = (),
+    manifest_path: Path | None = None,
 ) -> int:
-    """The child's work: run every artifact of ``root`` on the saved inputs (and on each of ``runtimes``)."""
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    """The child's work: run every artifact of ``root`` on the saved inputs (and on each of ``runtimes``).
+
+    ``manifest_path`` names the manifest to read instead of ``root/manifest.json`` (while an
+    export is still converting, the parent writes one per target it verifies).
+    """
+    manifest = json.loads((manifest_path or root / "manifest.json").read_text(encoding="utf-8"))
     inputs = load_arrays(inputs_path)
     results: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
@@ -169,62 +178,120 @@ def _compare(got: np.ndarray, want: np.ndarray, tol: float) -> tuple[float, floa
     return max_abs, max_rel, ok
 
 
-def _run_child(
-    root: Path, inputs: dict[str, np.ndarray], modules: dict[str, str], timeout: float | None, runtimes: tuple[str, ...] = ()
-) -> tuple[Any, float]:
-    with tempfile.TemporaryDirectory(prefix="nnx-build-verify-") as tmp:
-        in_path = Path(tmp) / "inputs.npz"
-        out_path = Path(tmp) / "outputs.npz"
-        save_arrays(in_path, inputs)
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # the child imports what this process imported from (plugins, targets outside the package)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        cmd = [sys.executable, "-m", "nnx_build.exporters.verify", str(root), "--inputs", str(in_path), "--out", str(out_path)]
-        for name, module in modules.items():
-            cmd += ["--target", f"{name}={module}"]
-        for runtime in runtimes:
-            cmd += ["--runtime", runtime]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-        seconds = time.perf_counter() - t0
-        if proc.returncode != 0 or not out_path.exists():
-            tail = [line for line in (proc.stderr or "").strip().splitlines() if line.strip()][-1:] or ["no output"]
-            return f"verification process exited with {proc.returncode}: {tail[0]}", seconds
-        got = load_arrays(out_path)
-        child = json.loads(out_path.with_suffix(".json").read_text(encoding="utf-8"))
-    return (got, child), seconds
+class Verification:
+    """Verification of an export, one fresh process per target, started as each target is written.
 
-
-def verify_export(
-    root: Path,
-    manifest: dict[str, Any],
-    forwards: dict[str, Any],
-    *,
-    dims: dict[str, int] | None = None,
-    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
-    tolerance: float | None = None,
-    int_ranges: dict[str, dict[str, list[int]]] | None = None,
-    seed: int = 0,
-    timeout: float | None = 900,
-    runtimes: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Runs the child on ``root`` (which must hold ``manifest.json``); returns the verification record.
-
-    ``forwards`` maps entry names to callables (the JAX fast path) giving the expected outputs;
-    ``int_ranges`` gives ``[low, high)`` of integer inputs (``{entry: {input: [0, 100]}}``);
-    ``runtimes`` names further runtimes of :data:`RUNTIMES` to run the artifacts on.
+    The inputs are drawn and JAX's outputs computed once, here; :meth:`start` launches a
+    target's process (its artifacts must be complete) in a :class:`~.verify_pool.ChildPool`;
+    :meth:`finish` waits for all of them and compares. Use it as a context manager: leaving
+    it early kills the processes still running and removes the temporary folder.
     """
-    from .targets import TARGETS
 
-    entries = manifest["entries"]
-    drawn = draw_inputs(entries, forwards, tuple(batch_sizes), dims or {}, int_ranges or {}, seed)
-    modules = {t: TARGETS[t].module for t in manifest["targets"] if t in TARGETS and not TARGETS[t].module.startswith("nnx_build.")}
-    outcome, seconds = _run_child(root, drawn.inputs, modules, timeout, tuple(runtimes))
-    if isinstance(outcome, str):
-        return {"status": "failed", "error": outcome, "results": [], "targets": {t: "failed" for t in manifest["targets"]}}
-    got, child = outcome
+    def __init__(
+        self,
+        root: Path,
+        entries: list[dict[str, Any]],
+        forwards: dict[str, Any],
+        *,
+        dims: dict[str, int] | None = None,
+        batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+        tolerance: float | None = None,
+        int_ranges: dict[str, dict[str, list[int]]] | None = None,
+        seed: int = 0,
+        timeout: float | None = 900,
+        runtimes: tuple[str, ...] = (),
+        jobs: int | None = None,
+    ):
+        from .verify_pool import ChildPool
 
+        self.root, self.entries, self.runtimes = root, entries, tuple(runtimes)
+        self.batch_sizes, self.tolerance, self.int_ranges, self.seed = tuple(batch_sizes), tolerance, int_ranges or {}, seed
+        self.drawn = draw_inputs(entries, forwards, self.batch_sizes, dims or {}, self.int_ranges, seed)
+        self.tmp = Path(tempfile.mkdtemp(prefix="nnx-build-verify-"))
+        self.inputs_path = self.tmp / "inputs.npz"
+        save_arrays(self.inputs_path, self.drawn.inputs)
+        self.pool = ChildPool(jobs, timeout)
+        self.jobs: dict[str, Any] = {}
+
+    def __enter__(self) -> Verification:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self, target: str, section: dict[str, Any]) -> None:
+        """Launches (or queues) the process verifying ``target``, whose artifacts ``section`` describes."""
+        from .targets import TARGETS
+        from .verify_pool import ChildJob
+
+        work = self.tmp / target
+        work.mkdir()
+        manifest = work / "manifest.json"
+        manifest.write_text(json.dumps({"targets": [target], "artifacts": {target: section}, "entries": self.entries}), encoding="utf-8")
+        known = TARGETS.get(target)
+        job = ChildJob(
+            target, self.root, self.inputs_path, work, manifest,
+            modules={target: known.module} if known is not None and not known.module.startswith("nnx_build.") else {},
+            runtimes=tuple(r for r in self.runtimes if RUNTIMES[r].target == target),
+            folder=self.root / (known.folder if known is not None else section.get("dir", target)),
+        )
+        self.jobs[target] = job
+        self.pool.start(job)
+
+    def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Waits for every process started, compares with JAX; the verification record of ``manifest``'s targets."""
+        t0 = time.perf_counter()
+        self.pool.widen()
+        self.pool.wait()
+        try:
+            return self._record(manifest, time.perf_counter() - t0)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Kills the processes still running; removes the temporary folder."""
+        import shutil
+
+        self.pool.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _record(self, manifest: dict[str, Any], waited: float) -> dict[str, Any]:
+        got: dict[str, np.ndarray] = {}
+        child: dict[str, Any] = {"errors": {}, "seconds": {}, "peak_rss_mb": None}
+        processes: dict[str, dict[str, Any]] = {}
+        for target in manifest["targets"]:
+            job = self.jobs.get(target)
+            outcome = job.outcome if job is not None else "no verification process was started"
+            processes[target] = {"seconds": job.seconds if job is not None else 0.0}
+            if isinstance(outcome, str):
+                child["errors"][target] = outcome
+                continue
+            arrays, info = outcome
+            got.update(arrays)
+            child["errors"].update(info["errors"])
+            child["seconds"].update(info["seconds"])
+            processes[target]["peak_rss_mb"] = info.get("peak_rss_mb")
+            child["peak_rss_mb"] = max(child["peak_rss_mb"] or 0, info.get("peak_rss_mb") or 0)
+        record = _compare_all(manifest, self.entries, self.drawn, got, child, self.tolerance)
+        return {
+            **record,
+            **({"runtimes": list(self.runtimes), "runtime_versions": _versions(self.runtimes)} if self.runtimes else {}),
+            "batch_sizes": list(self.batch_sizes),
+            "sizes": self.drawn.sizes,
+            "int_ranges": self.int_ranges,
+            "tolerance": self.tolerance,
+            "seed": self.seed,
+            "seconds": round(waited, 3),
+            "processes": processes,
+            "child_seconds": child["seconds"],
+            "child_peak_rss_mb": child["peak_rss_mb"],
+        }
+
+
+def _compare_all(
+    manifest: dict[str, Any], entries: list[dict[str, Any]], drawn: Any, got: dict[str, np.ndarray], child: dict[str, Any], tolerance: float | None
+) -> dict[str, Any]:
+    """Every output of every run against JAX's: status, per-target status, failures, results."""
     results: list[dict[str, Any]] = []
     failures: list[str] = []
     failed: set[str] = {job.split("-")[0] for job in child["errors"]}
@@ -258,23 +325,44 @@ def verify_export(
                             f"{run} {e['name']}:{o['name']} at {where} differs from JAX "
                             f"(max abs err {max_abs:.3g}, max rel err {max_rel:.3g}, tolerance {tol:g})"
                         )
-    for target, msg in child["errors"].items():
+    for target, msg in reversed(child["errors"].items()):
         failures.insert(0, f"{target} could not be reloaded and run: {msg}")
     return {
         "status": "passed" if not failures else "failed",
         "targets": {t: "failed" if t in failed else "passed" for t in manifest["targets"]},
-        **({"runtimes": list(runtimes), "runtime_versions": _versions(runtimes)} if runtimes else {}),
-        "batch_sizes": list(batch_sizes),
-        "sizes": drawn.sizes,
-        "int_ranges": int_ranges or {},
-        "tolerance": tolerance,
-        "seed": seed,
-        "seconds": round(seconds, 3),
-        "child_seconds": child.get("seconds", {}),
-        "child_peak_rss_mb": child.get("peak_rss_mb"),
         "failures": failures,
         "results": results,
     }
+
+
+def verify_export(
+    root: Path,
+    manifest: dict[str, Any],
+    forwards: dict[str, Any],
+    *,
+    dims: dict[str, int] | None = None,
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+    tolerance: float | None = None,
+    int_ranges: dict[str, dict[str, list[int]]] | None = None,
+    seed: int = 0,
+    timeout: float | None = 900,
+    runtimes: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Verifies every target of ``root`` (which must hold ``manifest.json``); returns the verification record.
+
+    ``forwards`` maps entry names to callables (the JAX fast path) giving the expected outputs;
+    ``int_ranges`` gives ``[low, high)`` of integer inputs (``{entry: {input: [0, 100]}}``);
+    ``runtimes`` names further runtimes of :data:`RUNTIMES` to run the artifacts on. Each
+    target runs in a process of its own (:class:`Verification`), as many at once as cores.
+    """
+    with Verification(
+        root, manifest["entries"], forwards, dims=dims, batch_sizes=batch_sizes, tolerance=tolerance,
+        int_ranges=int_ranges, seed=seed, timeout=timeout, runtimes=runtimes,
+    ) as verification:
+        verification.pool.widen()  # nothing converts beside
+        for target in manifest["targets"]:
+            verification.start(target, manifest["artifacts"][target])
+        return verification.finish(manifest)
 
 
 def _versions(runtimes: tuple[str, ...]) -> dict[str, str | None]:
@@ -310,9 +398,10 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help=".npz to write outputs to (errors in .json beside)")
     parser.add_argument("--target", action="append", default=[], help="NAME=MODULE: a target defined outside nnx_build")
     parser.add_argument("--runtime", action="append", default=[], choices=sorted(RUNTIMES), help="a further runtime to run the artifacts on")
+    parser.add_argument("--manifest", type=Path, help="the manifest to read (default: DIR/manifest.json)")
     args = parser.parse_args(argv)
     modules = dict(t.split("=", 1) for t in args.target)
-    return run_artifacts(args.dir, args.inputs, args.out, modules, tuple(args.runtime))
+    return run_artifacts(args.dir, args.inputs, args.out, modules, tuple(args.runtime), args.manifest)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def test_every_results_file_is_rendered(report) -> None:
     expected = (len(d["parity"]["models"]) + 2 + 1 + len(d["check_scale"]["results"])
                 + len([s for s in ("build", "export_stablehlo", "export_savedmodel") if s in d["scale"]["stages"]])
                 + 1 + 1 + len(d["artifacts"]["summary"]) + 1
-                + sum(len(set(report.PEER_MEASURES) & set(m["ratios"])) for m in d["peers"]["models"].values()))
+                + sum(len(set(report.PEER_MEASURES) & set(m["ratios"])) for m in d["peers"]["models"].values())
+                + len(d["export_time"]["models"]))
     assert len(report.rows()) == expected
 
 

@@ -107,27 +107,6 @@ def test_savedmodel_converts_after_the_other_targets(tmp_path: Path, monkeypatch
     assert list(result.manifest["artifacts"]) == ["savedmodel", "onnx", "stablehlo"]
 
 
-def test_remembered_forward_runs_once_per_input() -> None:
-    from nnx_build.exporters.export_dir import Remembered
-
-    calls: list[int] = []
-
-    def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        calls.append(1)
-        return x * 2, x.sum(keepdims=True)
-
-    f = Remembered(forward)
-    x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    first = f(x)
-    again = f(x.copy())
-    assert len(calls) == 1 and again is first
-    np.testing.assert_array_equal(again[0], x * 2)
-    f(x.astype(np.float64))  # the same values in another dtype are another input
-    f(x.reshape(3, 2))  # and in another shape
-    f(x + 1)
-    assert len(calls) == 4
-
-
 def test_expected_outputs_are_computed_before_the_conversions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # verification's JAX outputs come before TensorFlow's import, not on top of it; they are the same
     from dataclasses import replace
