@@ -299,8 +299,10 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     initialiser's operations are separate programs, and the simplifier, seeing them
     together, would fold ``normal(key) * stddev`` into one multiplication by
     ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
-    either way. A constructor that cannot be traced (it reads a weight's value in
-    Python) is built eagerly instead, with :func:`instantiate`.
+    either way. It is also compiled at LLVM optimisation level 2 instead of 3, which
+    takes about 40% less compile time for the same values (level 0 would change the
+    last bit: it contracts no multiply-add). A constructor that cannot be traced (it
+    reads a weight's value in Python) is built eagerly instead, with :func:`instantiate`.
     """
     graphdef_r, state_r = nnx.split(rngs)
     if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state_r)):
@@ -321,8 +323,8 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     return nnx.merge(box["graphdef"], state)
 
 
-# the values of weights initialised eagerly, op by op (see instantiate_compiled)
-INIT_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_disable_hlo_passes": "algsimp"}
+# the values of weights initialised eagerly, op by op, in less compile time (see instantiate_compiled)
+INIT_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_disable_hlo_passes": "algsimp", "xla_backend_optimization_level": 2}
 
 
 def allocate(
