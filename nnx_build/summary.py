@@ -59,7 +59,7 @@ def print_summary(console: Any, report: Report, title: str | None = None, progra
 
 
 #: the forward on zeros runs once: LLVM's level 2 compiles it faster than the default 3
-#: (the same values here; the program's speed hardly matters for one run)
+#: (only its output shapes are shown; the program's speed hardly matters for one run)
 ONCE_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_backend_optimization_level": 2}
 
 
