@@ -155,7 +155,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             f"cold start: `{d['command']}` wall time, empty / filled compilation cache (medians of {d['rounds']} rounds)",
             "recorded",
             f"{s['first']:.1f} / {s['second']:.1f} s; filled / empty {d['second_to_first']:.2f}"
-            + (f"; / before ({s['before']:.1f} s): {r['first']:.2f} / {r['second']:.2f}" if s.get("before") else ""),
+            + (f"; before ({d['baseline']}): {s['before_first']:.1f} / {s['before_second']:.1f} s, ratios {r['first']:.2f} / {r['second']:.2f}"
+               if s.get("before_first") else "")
+            + f"; peak RSS {d['median_peak_rss_mb']['first']:.0f} / {d['median_peak_rss_mb']['second']:.0f} MB",
             "recorded",
         ))
     out += [(*row, when(d)) for d in [load("peers")] if d for row in peer_rows(d)]

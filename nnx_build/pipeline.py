@@ -187,7 +187,7 @@ def allocate(
     """
     from flax import nnx
 
-    from .builder.module import allocate as _allocate
+    from .builder.allocation import allocate as _allocate
 
     options = options or Options()
     if rngs is None:

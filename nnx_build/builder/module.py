@@ -22,18 +22,15 @@ from ..errors import NnxBuildError, SpecError
 from ..schemas.common import to_dtype, to_initializer
 from ..text import first_line
 from .program import Graph, Node, Program, Scope
-from .threefry import unrolled_threefry
 from .unroll import run_unrolled, unrolling
 
 __all__ = [
     "BuiltModule",
     "CheckContext",
     "Poison",
-    "allocate",
     "checking",
     "instantiate",
     "instantiate_abstract",
-    "instantiate_compiled",
     "module_class",
 ]
 
@@ -289,74 +286,6 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
         for p, cls, metadata, shape in box["flat"]
     ]
     return nnx.merge(box["graphdef"], nnx.from_flat_state(flat))
-
-
-def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
-    """What :func:`instantiate` builds (same seed, same values, ``rngs`` advanced the same),
-    with every initialiser in one compiled program instead of one small program per
-    variable shape: the constructor runs once under ``jax.jit`` and returns the state, which
-    is merged back into an ordinary eager module.
-
-    The program is compiled without XLA's algebraic simplifier: built eagerly, each
-    initialiser's operations are separate programs, and the simplifier, seeing them
-    together, would fold ``normal(key) * stddev`` into one multiplication by
-    ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
-    either way. Random bits are drawn with Threefry's unrolled lowering (see
-    :mod:`.threefry`). A constructor that cannot be traced (it reads a weight's value in
-    Python) is built eagerly instead, with :func:`instantiate`.
-    """
-    graphdef_r, state_r = nnx.split(rngs)
-    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state_r)):
-        return instantiate(program, rngs=rngs)  # inside a transform (nnx.jit, vmap): it compiles the whole
-    box: dict[str, Any] = {}
-
-    def create(state_r: Any) -> Any:
-        r = nnx.merge(graphdef_r, state_r)
-        box["graphdef"], state = nnx.split(instantiate(program, rngs=r))
-        return state, nnx.state(r)
-
-    try:
-        with unrolled_threefry():  # no temporaries the size of each weight
-            compiled = jax.jit(create).lower(state_r).compile(compiler_options=INIT_COMPILER_OPTIONS)
-    except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
-        return instantiate(program, rngs=rngs)
-    state, after = compiled(state_r)
-    nnx.update(rngs, after)
-    return nnx.merge(box["graphdef"], state)
-
-
-# the values of weights initialised eagerly, op by op (see instantiate_compiled)
-INIT_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_disable_hlo_passes": "algsimp"}
-
-
-def allocate(
-    program: Program,
-    *,
-    rngs: nnx.Rngs,
-    nbytes: int | None = None,
-    make: Callable[[], BuiltModule] | None = None,
-) -> BuiltModule:
-    """``instantiate`` (or ``make()``), waiting for the weights, with running out of memory a typed error.
-
-    JAX allocates asynchronously: without the wait an allocation failure would surface
-    later, from whatever touches the weights first. ``make`` builds the module another way
-    (on a device mesh: :func:`nnx_build.sharding.sharded_instantiate`).
-    """
-    from ..errors import OutOfMemoryError
-
-    try:
-        model = instantiate_compiled(program, rngs=rngs) if make is None else make()
-        jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
-    except (MemoryError, jax.errors.JaxRuntimeError) as e:
-        text = first_line(e).rstrip(".")
-        if not isinstance(e, MemoryError) and "memory" not in text.lower() and "RESOURCE_EXHAUSTED" not in text:
-            raise
-        need = f" ({nbytes:,} bytes of variables)" if nbytes is not None else ""
-        raise OutOfMemoryError(
-            f"out of memory allocating the weights of '{program.spec.name}'{need}: {text}; "
-            "pass a lower --max-bytes (or 'max_bytes:' in the spec) to refuse such specs before allocating"
-        ) from None
-    return model
 
 
 # ---- running -------------------------------------------------------------------------

@@ -117,3 +117,27 @@ def test_the_module_stays_an_ordinary_eager_module(built: tuple[nnx.Module, list
     first = step(model, optimizer)
     assert model(x).shape == (2, 2)
     assert float(step(model, optimizer)) < float(first)
+
+
+def test_every_initializer_gives_its_eager_values_under_the_init_options() -> None:
+    # the compile options of the initialisation (no algebraic simplifier, LLVM level 2)
+    # keep each initializer's values those of running it eagerly, bit for bit
+    from nnx_build.builder.allocation import INIT_COMPILER_OPTIONS
+    from nnx_build.schemas.common import INITIALIZERS, to_initializer
+
+    jobs = []
+    for name in INITIALIZERS:
+        args = {"constant": {"value": 0.5}, "variance_scaling": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
+        init = to_initializer({"type": name, **args[name]} if name in args else name)
+        shape = (3, 3, 4, 6) if name == "delta_orthogonal" else (5, 7)
+        for dtype in (jnp.float32, jnp.bfloat16) if name in ("normal", "lecun_normal") else (jnp.float32,):
+            jobs.append((name, init, shape, dtype))
+    keys = list(jax.random.split(jax.random.key(5), len(jobs)))
+    eager = [np.asarray(init(k, shape, dtype)) for (_, init, shape, dtype), k in zip(jobs, keys, strict=True)]
+
+    def all_at_once(keys: list[jax.Array]) -> list[jax.Array]:
+        return [init(k, shape, dtype) for (_, init, shape, dtype), k in zip(jobs, keys, strict=True)]
+
+    compiled = jax.jit(all_at_once).lower(keys).compile(compiler_options=INIT_COMPILER_OPTIONS)(keys)
+    differ = [f"{name} {dtype.__name__}" for (name, *_, dtype), a, b in zip(jobs, eager, compiled, strict=True) if a.tobytes() != np.asarray(b).tobytes()]
+    assert not differ
