@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ _DEBUG_SECTION = re.compile(r"^(FileNames|FunctionNames|FileLocations|StackFrame
 _DEBUG_ENTRY = re.compile(r"^\d+ ")
 _PARAM = re.compile(r"([(,]\s*)[A-Za-z_][\w.\-]*:\s")
 _ORIGIN = re.compile(r",?\s*origin=\{[^{}]*\}")
+
+
+def baseline_package(rev: str, where: Path, env: dict[str, str]) -> Path:
+    """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
+    where.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
+    found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(where.resolve()):
+        raise RuntimeError(f"the baseline would import {found}, not the copy in {where}")
+    return where
 
 
 def normalise_hlo(text: str) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
-from _common import ROOT, write_result
+from _common import ROOT, baseline_package, write_result
 
 VARIANTS = ("before_first", "before_second", "no_cache", "first", "second")
 
@@ -54,18 +54,6 @@ def _run(spec: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, float]:
     return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def _baseline(rev: str, where: Path, env: dict[str, str]) -> Path:
-    """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
-    where.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
-    probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
-    found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
-    if not Path(found).resolve().is_relative_to(where.resolve()):
-        raise RuntimeError(f"the baseline would import {found}, not the copy in {where}")
-    return where
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="specs/zoo/resnet50.yaml")
@@ -77,7 +65,7 @@ def main() -> int:
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="nnx-build-cold-start-") as tmp:
         home = {"XDG_CACHE_HOME": str(Path(tmp) / "home")}  # never the user's own cache
-        old = _baseline(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
+        old = baseline_package(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
         for r in range(args.rounds):
             cache, old_cache = Path(tmp) / f"cache-{r}", Path(tmp) / f"baseline-cache-{r}"
             if old is not None:

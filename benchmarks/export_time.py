@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
-from _common import ROOT, write_result
+from _common import ROOT, baseline_package, write_result
 
 SPECS = ("specs/zoo/vit_b16.yaml", "specs/zoo/gpt2.yaml")
 
@@ -64,18 +64,6 @@ def _run(spec: str, out: Path, env: dict[str, str], cwd: Path = ROOT) -> dict[st
     }
 
 
-def _baseline(rev: str, where: Path, env: dict[str, str]) -> Path:
-    """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
-    where.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
-    probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
-    found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
-    if not Path(found).resolve().is_relative_to(where.resolve()):
-        raise RuntimeError(f"the baseline would import {found}, not the copy in {where}")
-    return where
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", default=",".join(SPECS))
@@ -89,7 +77,7 @@ def main() -> int:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {v: [] for v in variants} for s in specs}
     with tempfile.TemporaryDirectory(prefix="nnx-build-export-time-") as tmp:
         home = {"XDG_CACHE_HOME": str(Path(tmp) / "home")}  # never the user's own cache
-        old = _baseline(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
+        old = baseline_package(args.baseline, Path(tmp) / "baseline", _env(**home)) if args.baseline else None
         n = 0
         for r in range(args.rounds):
             for spec in specs:
