@@ -46,6 +46,22 @@ _PARAM = re.compile(r"([(,]\s*)[A-Za-z_][\w.\-]*:\s")
 _ORIGIN = re.compile(r",?\s*origin=\{[^{}]*\}")
 
 
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Runs ``cmd`` (stdout discarded): wall seconds and the child's peak RSS (MB); a failure raises with its stderr."""
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {code}: {err.decode(errors='replace')[-2000:]}")
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
 def baseline_package(rev: str, where: Path, env: dict[str, str]) -> Path:
     """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
     where.mkdir(parents=True, exist_ok=True)

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
-from _common import ROOT, baseline_package, write_result
+from _common import ROOT, baseline_package, run_measured, write_result
 
 VARIANTS = ("before_first", "before_second", "no_cache", "first", "second")
 
@@ -42,16 +40,7 @@ def _env(**extra: str) -> dict[str, str]:
 def _run(spec: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, float]:
     """One ``nnx-build SPEC`` process (the package found from ``cwd`` first): wall seconds and peak RSS (MB)."""
     cmd = [sys.executable, "-m", "nnx_build.cli", str(ROOT / spec)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return run_measured(cmd, env, cwd)
 
 
 def main() -> int:

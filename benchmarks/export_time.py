@@ -21,15 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
-from _common import ROOT, baseline_package, write_result
+from _common import ROOT, baseline_package, run_measured, write_result
 
 SPECS = ("specs/zoo/vit_b16.yaml", "specs/zoo/gpt2.yaml")
 
@@ -42,21 +40,12 @@ def _env(**extra: str) -> dict[str, str]:
 def _run(spec: str, out: Path, env: dict[str, str], cwd: Path = ROOT) -> dict[str, Any]:
     """One ``nnx-build export SPEC`` process (the package found from ``cwd`` first): wall seconds, peak RSS, the manifest's stages."""
     cmd = [sys.executable, "-m", "nnx_build.cli", "export", str(ROOT / spec), "--out", str(out), "--force"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {code}: {err.decode(errors='replace')[-2000:]}")
+    measured = run_measured(cmd, env, cwd)
     manifest = json.loads((out / "manifest.json").read_text())
     ver = manifest["verification"]
     processes = {t: p["seconds"] for t, p in ver.get("processes", {}).items()}
     return {
-        "seconds": round(seconds, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **measured,
         "stages": manifest.get("seconds", {}),
         # before: one process for every target (its wall time is the verify stage's)
         "verify_processes": processes or {"all": ver.get("seconds")},
