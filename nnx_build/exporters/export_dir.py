@@ -313,9 +313,9 @@ def _runtimes(value: str | Sequence[str], targets: Sequence[str]) -> tuple[str, 
 
 
 def _failure_message(record: dict[str, Any], target: str | None = None) -> str:
-    if record.get("error"):
-        return f"verification failed: {record['error']}"
-    failures = [f for f in record.get("failures", []) if target is None or f.split(" ")[0].split("-")[0] == target]
+    from .verify import target_of
+
+    failures = [f for f in record.get("failures", []) if target is None or target_of(f.split(" ")[0]) == target]
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
     return f"verification failed: {failures[0] if failures else 'unknown reason'}{more}"
 

@@ -40,10 +40,18 @@ __all__ = [
     "Verification",
     "check_runtime",
     "run_artifacts",
+    "target_of",
     "to_numpy",
     "tolerance_for",
     "verify_export",
 ]
+
+
+def target_of(run: str) -> str:
+    """The target a verification run belongs to: ``stablehlo`` for ``stablehlo``,
+    ``stablehlo-mlir`` and ``stablehlo-iree`` (a run of a further runtime or reader is
+    named ``<target>-<name>``)."""
+    return run.split("-")[0]
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,7 @@ def _compare_all(
     """Every output of every run against JAX's: status, per-target status, failures, results."""
     results: list[dict[str, Any]] = []
     failures: list[str] = []
-    failed: set[str] = {job.split("-")[0] for job in child["errors"]}
+    failed: set[str] = {target_of(job) for job in child["errors"]}
     for e in entries:
         fixed = {**manifest.get("static_dims", {}), **e.get("static_dims", {})}  # dims fixed at export
         for r, round_sizes in enumerate(drawn.sizes):
@@ -303,7 +311,7 @@ def _compare_all(
             want = drawn.expected[e["name"]][r]
             runs = sorted({k.split(SEP)[0] for k in got if k.split(SEP)[1:3] == [e["name"], str(r)]}, key=_run_order(manifest))
             for target in manifest["targets"]:
-                if target not in child["errors"] and not any(run.split("-")[0] == target for run in runs):
+                if target not in child["errors"] and not any(target_of(run) == target for run in runs):
                     failures.append(f"{target} {e['name']} gave no outputs at {where}")
                     failed.add(target)
             for run in runs:
@@ -311,7 +319,7 @@ def _compare_all(
                     key = SEP.join((run, e["name"], str(r), o["name"]))
                     if key not in got:
                         failures.append(f"{run} {e['name']} gave no output '{o['name']}'")
-                        failed.add(run.split("-")[0])
+                        failed.add(target_of(run))
                         continue
                     tol = tolerance_for(o["dtype"], tolerance)
                     max_abs, max_rel, ok = _compare(got[key], w, tol)
@@ -320,7 +328,7 @@ def _compare_all(
                         "output": o["name"], "max_abs_err": max_abs, "max_rel_err": max_rel, "tolerance": tol, "ok": ok,
                     })
                     if not ok:
-                        failed.add(run.split("-")[0])
+                        failed.add(target_of(run))
                         failures.append(
                             f"{run} {e['name']}:{o['name']} at {where} differs from JAX "
                             f"(max abs err {max_abs:.3g}, max rel err {max_rel:.3g}, tolerance {tol:g})"
@@ -385,7 +393,7 @@ def _run_order(manifest: dict[str, Any]) -> Any:
     order = list(manifest["targets"])
 
     def key(run: str) -> tuple[int, str]:
-        base = run.split("-")[0]
+        base = target_of(run)
         return (order.index(base) if base in order else len(order), run)
 
     return key
