@@ -1,15 +1,14 @@
 """The abstract build: shapes, parameter counts and shape errors before any allocation.
 
-``nnx.eval_shape`` builds the module with ``ShapeDtypeStruct``s in place of arrays;
+The constructor is traced (:func:`~.init_trace.trace_init`): the module with
+``ShapeDtypeStruct``s in place of arrays, and the program the build compiles;
 ``jax.eval_shape`` then runs the forward with symbolic dims (``batch``), recording
 every step's output shape and turning failures into errors located at the step.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,40 +18,15 @@ from flax import nnx
 
 from ..errors import SpecError, SpecErrors
 from ..text import fmt_shape, human_bytes
-from .module import CheckContext, Poison, checking, instantiate
+from .init_trace import cheap_tracer_errors, trace_init
+from .init_trace import forget as forget_trace
+from .module import CheckContext, Poison, checking
 from .program import Node, Program
 
 __all__ = ["Report", "StepRow", "abstract_check", "count_variables", "human_bytes"]
 
 DEFAULT_MAX_PARAMS = 1_000_000_000_000  # a trillion: generous, still stops a typo'd 10**15
 DEFAULT_MAX_BYTES = 2**40  # 1 TiB of variables and example inputs
-
-
-@contextlib.contextmanager
-def _cheap_tracer_errors() -> Iterator[None]:
-    """Makes JAX's tracer error text O(1) while the abstract build runs.
-
-    Flax reads ``value.sharding`` on each RNG draw; on a tracer that raises an
-    AttributeError whose message walks the whole trace, so building N layers
-    abstractly costs O(N^2) (1,000 repeated Linears: minutes). The message is only
-    text; without its origin part the build is linear.
-    """
-    try:
-        from jax._src.interpreters import partial_eval as pe
-
-        cls = pe.DynamicJaxprTracer
-        original = cls.__dict__.get("_origin_msg")
-    except (ImportError, AttributeError):
-        yield
-        return
-    if original is None:
-        yield
-        return
-    cls._origin_msg = lambda self: ""  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        cls._origin_msg = original  # type: ignore[method-assign]
 
 
 @dataclass
@@ -167,8 +141,9 @@ def abstract_check(
 ) -> tuple[Report, Any]:
     """Builds ``program`` abstractly and runs its forward on symbolic shapes.
 
-    Nothing the size of a weight is allocated: the module is built under
-    ``nnx.eval_shape`` and both budgets are checked before the forward runs.
+    Nothing the size of a weight is allocated: the constructor is traced
+    (:func:`~.init_trace.trace_init`, kept for the build that follows) and both budgets
+    are checked before the forward runs.
 
     Args:
       max_params: parameter budget; default the spec's ``max_params`` or a trillion.
@@ -182,10 +157,12 @@ def abstract_check(
         (``too-many-params``, ``too-many-bytes``).
     """
     spec = program.spec
-    with checking(locate) as ctx, _cheap_tracer_errors():
-        abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(spec.seed)))
+    with checking(locate) as ctx:
+        trace = trace_init(program, nnx.Rngs(spec.seed), keep=True)  # for the build that follows
     if ctx.errors:
+        forget_trace()
         raise SpecErrors(ctx.errors)
+    abstract = trace.abstract()
     counts, nbytes = count_variables(abstract)
     limit = max_params if max_params is not None else (
         spec.max_params if spec.max_params is not None else DEFAULT_MAX_PARAMS
@@ -218,10 +195,10 @@ def abstract_check(
                 )
             ]
         )
-    with _cheap_tracer_errors():
+    with cheap_tracer_errors():
         fwd = _forward(program, abstract, symbolic=True, locate=locate)
     if fwd.errors and program.dims:
-        with _cheap_tracer_errors():
+        with cheap_tracer_errors():
             concrete = _forward(program, abstract, symbolic=False, locate=locate)
         if not concrete.errors:
             fwd = concrete  # a limitation of symbolic shapes, not a spec error

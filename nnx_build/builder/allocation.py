@@ -8,17 +8,18 @@ instead of one per variable shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 from flax import nnx
 
 from ..text import first_line
+from .init_programs import available_cores, run_in_parts
+from .init_trace import trace_init
 from .module import BuiltModule, instantiate
 from .program import Program
 from .threefry import unrolled_threefry
 
-__all__ = ["INIT_COMPILER_OPTIONS", "allocate", "instantiate_compiled"]
+__all__ = ["INIT_COMPILER_OPTIONS", "allocate", "init_parts", "instantiate_compiled"]
 
 
 def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
@@ -40,21 +41,22 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     graphdef_r, state_r = nnx.split(rngs)
     if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state_r)):
         return instantiate(program, rngs=rngs)  # inside a transform (nnx.jit, vmap): it compiles the whole
-    box: dict[str, Any] = {}
-
-    def create(state_r: Any) -> Any:
-        r = nnx.merge(graphdef_r, state_r)
-        box["graphdef"], state = nnx.split(instantiate(program, rngs=r))
-        return state, nnx.state(r)
-
     try:
-        with unrolled_threefry():  # no temporaries the size of each weight
-            compiled = jax.jit(create).lower(state_r).compile(compiler_options=INIT_COMPILER_OPTIONS)
+        trace = trace_init(program, rngs)
     except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
         return instantiate(program, rngs=rngs)
-    state, after = compiled(state_r)
+    outs = run_in_parts(
+        trace.closed, jax.tree.leaves(state_r), parts=init_parts(), compiler_options=INIT_COMPILER_OPTIONS, lowering=unrolled_threefry
+    )
+    state, after = jax.tree.unflatten(jax.tree.structure(trace.out_shape), outs)
     nnx.update(rngs, after)
-    return nnx.merge(box["graphdef"], state)
+    return nnx.merge(trace.graphdef, state)
+
+
+def init_parts() -> int:
+    """How many programs the initialisers compile as, side by side: one per core this
+    process may use (at most ``init_programs.MAX_PARTS``)."""
+    return available_cores()
 
 
 # the values of weights initialised eagerly, op by op, in less compile time (see instantiate_compiled)

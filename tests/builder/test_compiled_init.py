@@ -1,5 +1,6 @@
-"""Weights initialised in one compiled program: the same values as hand-written NNX code
-drawing from the same Rngs, and not one program per variable shape.
+"""Weights initialised by a few compiled programs (one per core, compiled side by side): the
+same values as hand-written NNX code drawing from the same Rngs, however many parts, and
+not one program per variable shape.
 """
 
 from __future__ import annotations
@@ -62,12 +63,17 @@ def lowered() -> Iterator[list[str]]:
     jax.monitoring.unregister_event_duration_listener(listen)
 
 
-@pytest.fixture(scope="module")
-def built(lowered: list[str]) -> tuple[nnx.Module, list[str]]:
+@pytest.fixture(scope="module", params=[1, 3], ids=["one-part", "three-parts"])
+def built(request: pytest.FixtureRequest, lowered: list[str]) -> tuple[nnx.Module, list[str]]:
+    """The module built in ``request.param`` programs (four weights draw: 3 parts hold 2, 1 and 1)."""
+    from nnx_build.builder import allocation
+
     program = pipeline.compile(SPEC)
     rngs = nnx.Rngs(11)
     before = len(lowered)
-    model = pipeline.allocate(program, rngs=rngs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(allocation, "init_parts", lambda: request.param)
+        model = pipeline.allocate(program, rngs=rngs)
     return model, lowered[before:]
 
 
@@ -95,10 +101,12 @@ def test_values_are_those_of_hand_written_nnx(built: tuple[nnx.Module, list[str]
         model.train(), hand.train()
 
 
-def test_one_program_initialises_every_variable(built: tuple[nnx.Module, list[str]]) -> None:
+def test_one_program_per_part_initialises_every_variable(built: tuple[nnx.Module, list[str]], request: pytest.FixtureRequest) -> None:
     # built eagerly, each initialiser and shape is a program of its own (a dozen here)
     _, programs = built
-    assert len(programs) == 1, programs
+    parts = request.node.callspec.params["built"]
+    assert len(programs) == parts, programs
+    assert all(p.startswith("jit(init") for p in programs), programs
 
 
 def test_the_module_stays_an_ordinary_eager_module(built: tuple[nnx.Module, list[str]]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from nnx_build import pipeline
+from nnx_build.builder.init_programs import available_cores
 from nnx_build.builder.module import instantiate
 from nnx_build.builder.threefry import unrolled_threefry
 
@@ -81,11 +82,11 @@ def test_init_program_needs_no_weight_sized_temporaries(compiled_init: tuple[nnx
     model, analyses = compiled_init
     largest = max(np.asarray(v.get_value()).nbytes for _, v in nnx.to_flat_state(nnx.state(model)))
     assert largest == 6 * 48 * 176 * 4  # the stacked up/down kernels
-    assert len(analyses) == 1, "allocate compiles one program"
-    (init,) = analyses
-    assert init.output_size_in_bytes >= largest
+    assert 1 <= len(analyses) <= available_cores(), "allocate compiles one program per core at most"
+    total = sum(np.asarray(v.get_value()).nbytes for _, v in nnx.to_flat_state(nnx.state(model)))
+    assert sum(a.output_size_in_bytes for a in analyses) >= total
     # with the rolled loop: 5 buffers of the largest draw (about 1 MB here)
-    assert init.temp_size_in_bytes < largest // 4, init.temp_size_in_bytes
+    assert max(a.temp_size_in_bytes for a in analyses) < largest // 4, [a.temp_size_in_bytes for a in analyses]
 
 
 def test_jax_lowering_is_restored_afterwards() -> None:

@@ -109,12 +109,12 @@ def test_out_of_memory_is_reported_the_same_way(
     command: str, work: dict[str, Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import nnx_build.builder.allocation as allocation  # where allocate looks instantiate up
+    import nnx_build.builder.allocation as allocation  # where allocate looks instantiate_compiled up
 
     def no_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError("cannot allocate 60 bytes")
 
-    monkeypatch.setattr(allocation, "instantiate", no_memory)
+    monkeypatch.setattr(allocation, "instantiate_compiled", no_memory)
     code = main([*_argv(command, work, tmp_path), *RAISE])
     captured = capsys.readouterr()
     out = captured.out + captured.err

@@ -62,12 +62,12 @@ def test_options_are_frozen_and_replace_skips_none() -> None:
 
 
 def test_allocate_turns_running_out_of_memory_into_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nnx_build.builder.allocation as allocation  # where allocate looks instantiate up
+    import nnx_build.builder.allocation as allocation  # where allocate looks instantiate_compiled up
 
     def no_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError("cannot allocate")
 
-    monkeypatch.setattr(allocation, "instantiate", no_memory)
+    monkeypatch.setattr(allocation, "instantiate_compiled", no_memory)
     with pytest.raises(OutOfMemoryError, match="out of memory allocating the weights of 'two'"):
         nnx_build.build(SPEC)
 

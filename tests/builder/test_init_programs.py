@@ -1,0 +1,98 @@
+"""The initialisers' program split in parts: balanced by draws, every output computed once,
+and the constructor traced once for the check and the build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from nnx_build import pipeline
+from nnx_build.builder import init_trace
+from nnx_build.builder.init_programs import draws_per_output, partition, run_in_parts
+from nnx_build.builder.threefry import unrolled_threefry
+
+SPEC = {
+    "format": 1,
+    "name": "traced_once",
+    "inputs": {"x": {"shape": ["batch", 6], "dtype": "float32"}},
+    "layers": [
+        {"a": {"type": "Linear", "in_features": 6, "out_features": 5}},
+        {"b": {"type": "Linear", "in_features": 5, "out_features": 4}},
+    ],
+}
+
+
+def _draws(key: jax.Array) -> tuple[jax.Array, ...]:
+    k1, k2, k3 = jax.random.split(key, 3)
+    return (
+        jax.random.normal(k1, (40, 3)),  # one draw each
+        jnp.zeros((7,)),  # no draw
+        jax.random.uniform(k2, (5,)) * 2.0,
+        jax.random.normal(k3, (2, 2)) * 3.0,
+        jnp.ones((3,)),
+    )
+
+
+def test_each_output_counts_the_draws_behind_it() -> None:
+    closed = jax.make_jaxpr(_draws)(jax.random.key(0))
+    assert draws_per_output(closed.jaxpr) == [1, 0, 1, 1, 0]
+
+
+def test_parts_balance_the_draws_and_hold_every_output_once() -> None:
+    costs, sizes = [1, 0, 1, 2, 0], [120, 7, 5, 4, 3]
+    groups = partition(costs, sizes, 2)
+    assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4]
+    assert sorted(sum(costs[i] for i in g) for g in groups) == [2, 2]  # {3} and {0, 2}, not by size
+    assert {1, 4} <= set(groups[0])  # outputs that draw nothing ride with the first part
+    assert partition(costs, sizes, 1) == [[0, 1, 2, 3, 4]]
+    assert len(partition(costs, sizes, 8)) == 3  # no empty parts: three outputs draw
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_parts_compute_the_values_of_the_whole_program(parts: int) -> None:
+    key = jax.random.key(3)
+    closed = jax.make_jaxpr(_draws)(key)
+    whole = jax.jit(_draws)(key)
+    outs = run_in_parts(closed, [key], parts=parts, compiler_options={}, lowering=unrolled_threefry)
+    assert len(outs) == len(whole)
+    for a, b in zip(outs, whole, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_check_then_build_traces_the_constructor_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = init_trace.instantiate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(init_trace, "instantiate", counting)
+    program = pipeline.compile(SPEC)
+    pipeline.check(program)
+    model = pipeline.allocate(program, rngs=nnx.Rngs(4))
+    assert len(calls) == 1
+    # a seed other than the spec's (0): the reused trace takes the RNG state as its argument
+    hand = nnx.Linear(6, 5, rngs=nnx.Rngs(4))
+    np.testing.assert_array_equal(np.asarray(model.a.kernel[...]), np.asarray(hand.kernel[...]))
+    pipeline.allocate(program, rngs=nnx.Rngs(4))  # a second build runs the constructor again
+    assert len(calls) == 2
+    pipeline.check(program)
+    pipeline.allocate(pipeline.compile(SPEC), rngs=nnx.Rngs(4))  # another program object: traced anew
+    assert len(calls) == 4
+
+
+def test_a_check_with_errors_leaves_no_trace_to_reuse() -> None:
+    from nnx_build.errors import SpecErrors
+
+    bad = {**SPEC, "variables": {"w": {"shape": [5], "init": "orthogonal"}}}  # needs 2-D: fails in the constructor
+    program = pipeline.compile(bad)
+    with pytest.raises(SpecErrors, match="variable 'w' cannot be constructed"):
+        pipeline.check(program)  # the check records the failure and goes on: its trace is incomplete
+    with pytest.raises(ValueError, match="at least a 2D shape"):  # the build raises it, not a module without 'w'
+        pipeline.allocate(program)
