@@ -5,14 +5,18 @@ they share live in :mod:`nnx_build.commands.options`. This module imports the co
 never the reverse. Heavy modules (jax, flax, exporters) are imported inside the commands,
 so ``nnx-build --help`` stays fast. ``main()`` maps known errors and usage errors to one
 line each and exit code 2; ``--debug`` (before the sub-command) shows tracebacks.
+``run()`` is the installed command: ``main()``, then :func:`exit_now`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -20,7 +24,7 @@ from . import commands  # noqa: F401  (registers every sub-command on the app)
 from .commands.app import app
 from .commands.options import console
 
-__all__ = ["app", "main"]
+__all__ = ["app", "exit_now", "main", "run"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 ROOT_FLAGS = ("--debug", "--no-compile-cache")  # options of the app itself: before the sub-command
@@ -121,9 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def run() -> NoReturn:
+    """The ``nnx-build`` command: :func:`main`, then :func:`exit_now` with its exit code."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """Ends the process the way Python's own exit does, less the interpreter's teardown.
+
+    Threads that are not daemons are waited for, the ``atexit`` handlers run (logging,
+    ``weakref.finalize``, multiprocessing, coverage) and the standard streams are flushed;
+    then the process exits without freeing every object one by one. After a build, that
+    teardown (millions of objects made by importing JAX and tracing a model, and the
+    backend) takes about half a second.
+    """
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`), a closed stream
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     # under `python -m`, this file is __main__ and its app is not the one the sub-commands
     # (export, train, ...) registered on: run the package's own
-    from nnx_build.cli import main as _main
+    from nnx_build.cli import run as _run
 
-    raise SystemExit(_main())
+    _run()
