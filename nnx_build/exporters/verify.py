@@ -50,8 +50,14 @@ __all__ = [
 def target_of(run: str) -> str:
     """The target a verification run belongs to: ``stablehlo`` for ``stablehlo``,
     ``stablehlo-mlir`` and ``stablehlo-iree`` (a run of a further runtime or reader is
-    named ``<target>-<name>``)."""
-    return run.split("-")[0]
+    named ``<target>-<name>``). A registered target's name may hold ``-`` itself
+    (``tf-lite``, ``tf-lite-edge``): the longest registered name the run starts with wins."""
+    from .targets import TARGETS
+
+    if run in TARGETS:
+        return run
+    known = [name for name in TARGETS if run.startswith(name + "-")]
+    return max(known, key=len) if known else run.split("-")[0]
 
 
 @dataclass(frozen=True)

@@ -58,4 +58,6 @@ def _refuse(entries: list[Any], root: Path, options: ExportOptions) -> dict[str,
 
 
 LIAR = Target("liar", "outputs zeros (tests)", "dummy", "dummy/<entry>.bin", _export, _load_zeros, module=__name__ + ":LIAR")
+# a name with a hyphen, as a plug-in's may have: its runs are "tf-liar", not "tf"
+HYPHENATED_LIAR = Target("tf-liar", "outputs zeros (tests)", "dummy", "dummy/<entry>.bin", _export, _load_zeros, module=__name__ + ":HYPHENATED_LIAR")
 BROKEN = Target("broken", "never converts (tests)", "broken", "broken/", _refuse, _load)

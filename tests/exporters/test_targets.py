@@ -70,6 +70,17 @@ def test_a_failing_verification_names_the_targets_that_passed(tmp_path: Path, mo
     assert not (tmp_path / "out").exists()
 
 
+def test_a_target_named_with_a_hyphen_is_reported_by_its_whole_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnx_build.exporters.verify import target_of
+
+    monkeypatch.setitem(TARGETS, "tf-liar", dummy_target.HYPHENATED_LIAR)
+    assert [target_of(r) for r in ("tf-liar", "tf-liar-iree", "stablehlo-iree", "onnx")] == ["tf-liar", "tf-liar", "stablehlo", "onnx"]
+    with pytest.raises(PartialExportError) as info:
+        export(SPEC, tmp_path / "out", to="stablehlo,tf-liar", batch_sizes=(2,))
+    assert info.value.succeeded == ["stablehlo"]
+    assert list(info.value.failed) == ["tf-liar"]
+
+
 def test_targets_are_read_from_the_table(with_dummy: None) -> None:
     from nnx_build.bench import bench_targets
 
