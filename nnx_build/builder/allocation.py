@@ -1,8 +1,8 @@
-"""Allocating a built module's weights: every initialiser in one compiled program.
+"""Allocating a built module's weights: every initialiser in a few compiled programs.
 
 :func:`allocate` is what the pipeline calls; :func:`instantiate_compiled` builds the same
-module as :func:`~nnx_build.builder.module.instantiate`, bit for bit, with one program
-instead of one per variable shape.
+module as :func:`~nnx_build.builder.module.instantiate`, bit for bit, with one program per
+core instead of one per variable shape.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ __all__ = ["INIT_COMPILER_OPTIONS", "allocate", "init_parts", "instantiate_compi
 
 def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     """What :func:`instantiate` builds (same seed, same values, ``rngs`` advanced the same),
-    with every initialiser in one compiled program instead of one small program per
-    variable shape: the constructor runs once under ``jax.jit`` and returns the state, which
-    is merged back into an ordinary eager module.
+    with the initialisers compiled as one program per core (:func:`init_parts`, side by
+    side: :mod:`.init_programs`) instead of one small program per variable shape: the
+    constructor is traced once (:func:`~.init_trace.trace_init`, the check's trace when it
+    ran first) and its state, computed by the programs, is merged back into an ordinary
+    eager module.
 
-    The program is compiled without XLA's algebraic simplifier: built eagerly, each
+    The programs are compiled without XLA's algebraic simplifier: built eagerly, each
     initialiser's operations are separate programs, and the simplifier, seeing them
     together, would fold ``normal(key) * stddev`` into one multiplication by
     ``sqrt(2) * stddev`` and change the last bit of some weights. Its run time is small
