@@ -66,7 +66,9 @@ ONCE_COMPILER_OPTIONS: dict[str, str | bool | int | float] = {"xla_backend_optim
 def forward_on_zeros(model: Any, program: Program) -> dict[str, Any]:
     """Runs ``model`` once in eval mode on zeros, through the fast path (one compiled program,
     not one per operation); symbolic dims take ``spec.dims`` sizes (default 1). ``model`` is
-    left as it was."""
+    left as it was. The forward has finished when this returns (JAX dispatches
+    asynchronously: a failure while it runs is raised here, not lost when the process ends)."""
+    import jax
     import jax.numpy as jnp
 
     from .fastpath import fast_forward
@@ -78,5 +80,5 @@ def forward_on_zeros(model: Any, program: Program) -> dict[str, Any]:
     }
     args = tuple(inputs[n] for n in ff.input_names) if ff.input_names else tuple(inputs.values())
     out = ff.fn.lower(ff.weights, *args).compile(compiler_options=ONCE_COMPILER_OPTIONS)(ff.weights, *args)
-    outs = out if isinstance(out, tuple) else (out,)
+    outs = jax.block_until_ready(out if isinstance(out, tuple) else (out,))
     return dict(zip(program.root.main.outputs, outs, strict=False))

@@ -56,3 +56,16 @@ def test_the_installed_command_is_run() -> None:
     root = Path(__file__).resolve().parents[1]
     scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["nnx-build"] == "nnx_build.cli:run"
+
+
+def test_the_forward_on_zeros_has_finished_when_the_build_reports_it() -> None:
+    # JAX dispatches asynchronously; the process now ends without waiting for work in
+    # flight, so the build must wait for its forward itself (a failure would be lost)
+    from nnx_build import pipeline
+    from nnx_build.summary import forward_on_zeros
+
+    layers = [{f"fc{i}": {"type": "Linear", "in_features": 512, "out_features": 512}} for i in range(8)]
+    spec = {"format": 1, "name": "slow_forward", "inputs": {"x": {"shape": ["batch", 512]}}, "dims": {"batch": 512}, "layers": layers}
+    built = pipeline.build(spec)
+    outputs = forward_on_zeros(built.model, built.program)  # ~2 GFLOP: tens of milliseconds after dispatch
+    assert all(leaf.is_ready() for leaf in outputs.values())
