@@ -62,11 +62,22 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, fl
     return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+def compile_bytecode(package: Path) -> None:
+    """Writes ``package``'s bytecode where it is stale or missing, as pip does for an installed
+    package (an editable install has none, and with ``PYTHONDONTWRITEBYTECODE`` set every
+    measured process would compile the sources again): both sides start the same way."""
+    import compileall
+
+    if not compileall.compile_dir(str(package), quiet=1):
+        raise RuntimeError(f"cannot compile the bytecode of {package}")
+
+
 def baseline_package(rev: str, where: Path, env: dict[str, str]) -> Path:
     """The package as it was at ``rev``, unpacked under ``where`` (run from there, it is the one imported)."""
     where.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nnx_build"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    compile_bytecode(where / "nnx_build")
     probe = [sys.executable, "-c", "import nnx_build; print(nnx_build.__file__)"]
     found = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=where, check=True).stdout.strip()
     if not Path(found).resolve().is_relative_to(where.resolve()):

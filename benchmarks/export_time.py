@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sets JAX_PLATFORMS, sys.path)
-from _common import ROOT, baseline_package, run_measured, write_result
+from _common import ROOT, baseline_package, compile_bytecode, run_measured, write_result
 
 SPECS = ("specs/zoo/vit_b16.yaml", "specs/zoo/gpt2.yaml")
 
@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument("--baseline", help="git revision to compare with (its nnx_build package, run from a copy)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    compile_bytecode(ROOT / "nnx_build")  # the baseline's copy is compiled the same way
     specs = [s.strip() for s in args.specs.split(",") if s.strip()]
     variants = ("before", "after") if args.baseline else ("after",)
 
