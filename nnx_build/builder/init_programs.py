@@ -4,7 +4,7 @@ XLA compiles one program on one core (its passes run over the whole module in tu
 model's initialisers are one draw per weight, independent of each other once the keys are
 derived. :func:`run_in_parts` traces nothing itself: it takes the traced program (a closed
 jaxpr), splits its outputs into parts of about equal compile cost (the number of random
-draws behind each), keeps in each part only the equations its outputs need, and compiles
+draws behind each; at least :data:`MIN_DRAWS_PER_PART` draws a part), keeps in each part only the equations its outputs need, and compiles
 the parts in threads (compilation releases Python's lock). Each output is computed by the
 same operations as in the whole program, so the values are the same; the shared scalar
 work (deriving keys, counting draws) is repeated in each part.
@@ -17,10 +17,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["MAX_PARTS", "available_cores", "draws_per_output", "partition", "run_in_parts"]
+__all__ = ["MAX_PARTS", "MIN_DRAWS_PER_PART", "available_cores", "draws_per_output", "partition", "run_in_parts"]
 
 # beyond a few parts, the repeated scalar work and the threads' start-up outweigh the gain
 MAX_PARTS = 4
+# A part costs a cached run about 0.1 s (lowering its glue, loading one more executable) and
+# saves a first run about 35 ms of compilation per draw it takes off the others: with fewer
+# than 16 draws a part (ViT-B/16 and GPT-2 have 8-10 in all, ResNet-50 54) it is not worth it.
+MIN_DRAWS_PER_PART = 16
 
 # primitives that draw random bits (typed keys; the raw-key hash)
 _DRAWS = frozenset({"random_bits", "threefry2x32"})
@@ -121,4 +125,5 @@ def _groups(closed: Any, parts: int) -> list[list[int]]:
     except ImportError:
         return [list(range(len(closed.jaxpr.outvars)))]
     sizes = [math.prod(getattr(v.aval, "shape", ())) for v in closed.jaxpr.outvars]
-    return partition(draws_per_output(closed.jaxpr), sizes, min(parts, MAX_PARTS))
+    costs = draws_per_output(closed.jaxpr)
+    return partition(costs, sizes, min(parts, MAX_PARTS, max(1, sum(costs) // MIN_DRAWS_PER_PART)))

@@ -66,13 +66,14 @@ def lowered() -> Iterator[list[str]]:
 @pytest.fixture(scope="module", params=[1, 3], ids=["one-part", "three-parts"])
 def built(request: pytest.FixtureRequest, lowered: list[str]) -> tuple[nnx.Module, list[str]]:
     """The module built in ``request.param`` programs (four weights draw: 3 parts hold 2, 1 and 1)."""
-    from nnx_build.builder import allocation
+    from nnx_build.builder import allocation, init_programs
 
     program = pipeline.compile(SPEC)
     rngs = nnx.Rngs(11)
     before = len(lowered)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(allocation, "init_parts", lambda: request.param)
+        mp.setattr(init_programs, "MIN_DRAWS_PER_PART", 1)  # four draws: split them all the same
         model = pipeline.allocate(program, rngs=rngs)
     return model, lowered[before:]
 

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from nnx_build import pipeline
-from nnx_build.builder import init_trace
+from nnx_build.builder import init_programs, init_trace
 from nnx_build.builder.init_programs import draws_per_output, partition, run_in_parts
 from nnx_build.builder.threefry import unrolled_threefry
 
@@ -53,15 +53,38 @@ def test_parts_balance_the_draws_and_hold_every_output_once() -> None:
     assert len(partition(costs, sizes, 8)) == 3  # no empty parts: three outputs draw
 
 
+def _programs_compiled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    compiled: list[int] = []
+    original = jax.stages.Lowered.compile
+
+    def compile(self: jax.stages.Lowered, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", compile)
+    return compiled
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_parts_compute_the_values_of_the_whole_program(parts: int) -> None:
+def test_parts_compute_the_values_of_the_whole_program(parts: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init_programs, "MIN_DRAWS_PER_PART", 1)
+    compiled = _programs_compiled(monkeypatch)
     key = jax.random.key(3)
     closed = jax.make_jaxpr(_draws)(key)
     whole = jax.jit(_draws)(key)
     outs = run_in_parts(closed, [key], parts=parts, compiler_options={}, lowering=unrolled_threefry)
+    assert len(compiled) == parts
     assert len(outs) == len(whole)
     for a, b in zip(outs, whole, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_program_of_few_draws_stays_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    # three draws: a second part would cost a cached run more than it saves a first one
+    compiled = _programs_compiled(monkeypatch)
+    key = jax.random.key(3)
+    outs = run_in_parts(jax.make_jaxpr(_draws)(key), [key], parts=2, compiler_options={}, lowering=unrolled_threefry)
+    assert len(compiled) == 1 and len(outs) == 5
 
 
 def test_check_then_build_traces_the_constructor_once(monkeypatch: pytest.MonkeyPatch) -> None:
