@@ -116,6 +116,39 @@ def _check_runtime(entry: Entry, path: Path) -> None:
         raise ConversionError(f"onnx: {what} (entry '{entry.name}'); {fix}") from e
 
 
+EXTERNAL_THRESHOLD = 1 << 20
+"""Initializers of at least this many bytes go to ``NAME.onnx.data`` (the converter's own threshold)."""
+
+
+def _save(model: Any, path: Path) -> None:
+    """Writes ``model`` (an ``onnx_ir.Model``) to ``path``, large weights streamed to ``NAME.onnx.data``.
+
+    Each initializer of :data:`EXTERNAL_THRESHOLD` bytes or more is written to the data file
+    one at a time, so no serialised copy of all the weights is ever held; the ``.onnx``
+    file keeps the graph and the small tensors. No data file is left when nothing spilled.
+    """
+    import onnx_ir
+
+    data = path.with_name(f"{path.name}.data")
+    data.unlink(missing_ok=True)
+    onnx_ir.save(model, path, external_data=data.name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+    if data.exists() and data.stat().st_size == 0:
+        data.unlink()
+
+
+def _give_back() -> None:
+    """Hands freed memory back to the system: glibc keeps freed blocks under its mmap threshold
+    (weights of a few MB) in its heaps, where onnxruntime's load would not reuse them all."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL(None).malloc_trim(0)
+
+
 def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Writes one ``.onnx`` per entry; returns the manifest section."""
     from jax2onnx import to_onnx
@@ -145,7 +178,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                 # unrolled_scans: scanned repeats as one call per copy, so the converter's
                 # layer plugins apply to them (a scan becomes a Loop of traced arithmetic)
                 with quiet_logger("onnx_ir"), conversion_fixes(), unrolled_scans():  # onnx_ir: per-value "type is not known" notes
-                    to_onnx(
+                    model = to_onnx(
                         fn,
                         inputs=args,
                         model_name=entry.name,
@@ -155,9 +188,13 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                         normalization_mode="prefer_native",
                         input_names=[i.name for i in entry.inputs],
                         output_names=[o.name for o in entry.outputs],
-                        return_mode="file",
-                        output_path=str(path),
+                        # the model as onnx_ir holds it, its weights written tensor by
+                        # tensor (return_mode="file" serialises the whole ModelProto first:
+                        # one more copy of every weight in memory)
+                        return_mode="ir",
                     )
+                    _save(model, path)
+                    del model  # its tensors are the converter's copies of the weights
                 error = None
                 break
             except Exception as e:  # noqa: BLE001  (the next attempt, or the explained error)
@@ -165,6 +202,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                 path.unlink(missing_ok=True)
         if error is not None:
             raise ConversionError(_explain(entry, error)) from error
+        _give_back()  # the converter's copies of the weights, before onnxruntime reads them again
         _check_runtime(entry, path)
         section["entries"][entry.name] = path.name
     return section
