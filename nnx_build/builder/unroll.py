@@ -61,11 +61,17 @@ def _copy(x: Any, i: int) -> Any:
     Sliced as a JAX array, every copy would be a new buffer: the converter would hold a
     second set of the stacked weights while it runs. A numpy view shares the stack's
     memory (on CPU ``np.asarray`` of a JAX array copies nothing) and traces as the same
-    constant. Tracers and RNG keys (no numpy form) are sliced as they are.
+    constant. Tracers, RNG keys (no numpy form) and arrays on accelerators (whose host
+    copy JAX would keep with the array) are sliced as they are.
     """
     import jax
     import numpy as np
 
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if (
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        and all(d.platform == "cpu" for d in x.devices())
+    ):
         return np.asarray(x)[i]
     return x[i]
