@@ -1,7 +1,8 @@
 """ONNX through ``jax2onnx``, named dims dynamic (``dim_param``), weights as initializers.
 
 One file per entry point: ``DIR/onnx/NAME.onnx`` (``main`` or a spec method); inputs and
-outputs carry the spec's names. Large weights spill into ``NAME.onnx.data`` beside.
+outputs carry the spec's names. Weights over 1 MiB are external data in ``NAME.onnx.data`` beside,
+written tensor by tensor from the converter's model (no serialised copy of them all in memory).
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ TARGET = Target(
     name="onnx",
     summary="ONNX (jax2onnx, weights as initializers), run with onnxruntime",
     folder="onnx",
-    layout="onnx/<entry>.onnx",
+    layout="onnx/<entry>.onnx  [<entry>.onnx.data]",
     export=_export,
     load=_load,
 )
