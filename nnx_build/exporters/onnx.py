@@ -1,7 +1,7 @@
 """ONNX through ``jax2onnx``, named dims dynamic (``dim_param``), weights as initializers.
 
 One file per entry point: ``DIR/onnx/NAME.onnx`` (``main`` or a spec method); inputs and
-outputs carry the spec's names. Weights over 1 MiB are external data in ``NAME.onnx.data`` beside,
+outputs carry the spec's names. Weights of 1 MiB or more are external data in ``NAME.onnx.data`` beside,
 written tensor by tensor from the converter's model (no serialised copy of them all in memory).
 """
 
@@ -121,13 +121,13 @@ def _check_runtime(entry: Entry, path: Path) -> None:
 
 
 EXTERNAL_THRESHOLD = 1 << 20
-"""Initializers over this many bytes go to ``NAME.onnx.data`` (the threshold the converter used)."""
+"""Initializers of this many bytes or more go to ``NAME.onnx.data`` (the converter's own threshold)."""
 
 
 def _save(model: Any, path: Path) -> None:
     """Writes ``model`` (an ``onnx_ir.Model``) to ``path``, large weights streamed to ``NAME.onnx.data``.
 
-    Each initializer over :data:`EXTERNAL_THRESHOLD` bytes is written to the data file
+    Each initializer of :data:`EXTERNAL_THRESHOLD` bytes or more is written to the data file
     one at a time, so no serialised copy of all the weights is ever held; the ``.onnx``
     file keeps the graph and the small tensors. No data file is left when nothing spilled.
     """
@@ -135,7 +135,7 @@ def _save(model: Any, path: Path) -> None:
 
     data = path.with_name(f"{path.name}.data")
     data.unlink(missing_ok=True)
-    onnx_ir.save(model, path, external_data=data.name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+    onnx_ir.save(model, path, external_data=data.name, size_threshold_bytes=EXTERNAL_THRESHOLD - 1)  # it spills what is over the threshold
     if data.exists() and data.stat().st_size == 0:
         data.unlink()
 
