@@ -1,9 +1,11 @@
 """ONNX export memory: the conversion holds no second copy of the weights.
 
-Two copies used to add up on top of the built model: the repeats' weights sliced out of
-their stack as new arrays (the converter's constants), and a whole ``ModelProto`` holding
-every weight before the file was written. The first is seen in the traced program's
-constants (views of the stack, or not), the second in what reaches ``onnx.save``.
+Copies used to add up on top of the built model: the repeats' weights sliced out of their
+stack as new arrays (the converter's constants), the kernels the converter reshapes copied
+by its float32 cast, a whole ``ModelProto`` holding every weight before the file was
+written, and onnxruntime's load check prepacking every weight. The first two are seen in
+the converted model's initializers (sharing the built weights' memory, or not), the third
+in what reaches ``onnx.save``, the last in a fresh process's peak.
 """
 
 from __future__ import annotations
@@ -112,6 +114,59 @@ def test_the_file_computes_the_forward_written_in_numpy(model: Any, exported: tu
     session = ort.InferenceSession(str(out / "onnx" / "main.onnx"), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+ATTENTION = """\
+format: 1
+name: onnx_memory_attention
+args: {d: 32}
+dims: {batch: 1, seq: 3}
+inputs:
+  x: {shape: [batch, seq, "${d}"], dtype: float32}
+blocks:
+  Block:
+    args: {d: int}
+    inputs: [x]
+    layers:
+      - ln: {type: LayerNorm, num_features: "${d}", in: x}
+      - attn: {type: MultiHeadAttention, num_heads: 2, in_features: "${d}", in: {inputs_q: ln}}
+      - h: {type: add, in: [x, attn]}
+      - fc: {type: Linear, in_features: "${d}", out_features: "${d}"}
+layers:
+  - h: {type: Block, repeat: 2, scan: true, d: "${d}", in: x}
+"""
+
+
+def test_the_converted_models_weights_share_the_built_weights_memory(tmp_path: Path) -> None:
+    """Every weight-sized initializer the converter hands to the writer is the built weight's
+    own memory: no sliced repeat, no cast or reshaped copy (attention kernels are reshaped)."""
+    import onnx_ir
+
+    import nnx_build
+    from nnx_build.exporters import export
+    from nnx_build.fastpath import flat_weights
+
+    spec = tmp_path / "attention.yaml"
+    spec.write_text(ATTENTION)
+    model = nnx_build.build(spec)
+    weights = [np.asarray(v) for v in flat_weights(model).values() if np.asarray(v).dtype == np.float32]
+    seen: dict[str, bool] = {}
+    save = onnx_ir.save
+
+    def spy(ir_model: Any, *args: Any, **kwargs: Any) -> Any:
+        for name, value in ir_model.graph.initializers.items():
+            array = value.const_value.numpy()
+            if array.dtype == np.float32 and array.size >= 32 * 32:  # the kernels (biases and scales are 32)
+                seen[name] = any(np.shares_memory(array, w) for w in weights)
+        return save(ir_model, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(onnx_ir, "save", spy)
+        export(model, tmp_path / "x", to="onnx", verify=False)
+    # per copy: query, key, value, out and fc kernels
+    assert len(seen) == 2 * 5, seen
+    copies = sorted(name for name, shared in seen.items() if not shared)
+    assert not copies, f"initializers copied from the weights: {copies}"
 
 
 def test_the_unrolled_repeats_constants_are_views_of_the_stacked_weights(model: Any) -> None:
