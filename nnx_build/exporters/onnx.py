@@ -198,7 +198,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                         return_mode="ir",
                     )
                     _save(model, path)
-                    del model  # its tensors are the converter's copies of the weights
+                    del model  # the converter's graph and constants, before the next entry and the load check
                 error = None
                 break
             except Exception as e:  # noqa: BLE001  (the next attempt, or the explained error)
@@ -207,7 +207,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                 path.with_name(f"{path.name}.data").unlink(missing_ok=True)
         if error is not None:
             raise ConversionError(_explain(entry, error)) from error
-        _give_back()  # the converter's copies of the weights, before onnxruntime reads them again
+        _give_back()  # what the conversion freed, before onnxruntime loads the file
         _check_runtime(entry, path)
         section["entries"][entry.name] = path.name
     return section

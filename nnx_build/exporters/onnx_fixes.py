@@ -36,7 +36,7 @@ Two faults of the converter, each fixed here without editing it:
   (GPT-2's ``seq``): the whole model went to the traced-jaxpr fallback. During conversion
   the positions are counted with a cumulative sum of ones instead (the same mask).
 
-And two costs of it:
+And three costs of it:
 
 * **Plugin loading.** On first use the converter imports every plugin module it ships,
   including its Equinox and example trees, which build and compile example models at
