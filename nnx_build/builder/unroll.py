@@ -45,11 +45,33 @@ def run_unrolled(stacked: Any, repeat: int, carry: tuple[Any, ...], shared: tupl
     graphdef, state = nnx.split(stacked)
     for i in range(repeat):
         # concrete values (closed-over weights, RNG keys) are sliced now, not staged into
-        # the trace: the copy's weights become constants of their own, and RNG keys that
-        # eval mode leaves unused never reach the traced program
+        # the trace: the copy's weights become constants of their own (views of the stack),
+        # and RNG keys that eval mode leaves unused never reach the traced program
         with jax.ensure_compile_time_eval():
-            copy = jax.tree.map(lambda x, i=i: x[i], state)
+            copy = jax.tree.map(lambda x, i=i: _copy(x, i), state)
         layer = nnx.merge(graphdef, copy)
         out = layer(*carry, *shared)
         carry = out if isinstance(out, tuple) else (out,)
     return carry
+
+
+def _copy(x: Any, i: int) -> Any:
+    """Copy ``i`` of a stacked value: for a concrete weight, a host view of the stack.
+
+    Sliced as a JAX array, every copy would be a new buffer: the converter would hold a
+    second set of the stacked weights while it runs. A numpy view shares the stack's
+    memory (on CPU ``np.asarray`` of a JAX array copies nothing) and traces as the same
+    constant. Tracers, RNG keys (no numpy form) and arrays on accelerators (whose host
+    copy JAX would keep with the array) are sliced as they are.
+    """
+    import jax
+    import numpy as np
+
+    if (
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        and all(d.platform == "cpu" for d in x.devices())
+    ):
+        return np.asarray(x)[i]
+    return x[i]

@@ -36,7 +36,7 @@ Two faults of the converter, each fixed here without editing it:
   (GPT-2's ``seq``): the whole model went to the traced-jaxpr fallback. During conversion
   the positions are counted with a cumulative sum of ones instead (the same mask).
 
-And two costs of it:
+And three costs of it:
 
 * **Plugin loading.** On first use the converter imports every plugin module it ships,
   including its Equinox and example trees, which build and compile example models at
@@ -44,6 +44,10 @@ And two costs of it:
   once per process, and marks the registry as loaded.
 * **Unfused ops.** After the converter's graph optimiser, :func:`onnx_rewrites.rewrite`
   replaces patterns by the ops onnxruntime fuses (``Max(x, 0)`` by ``Relu``).
+* **Weight copies.** The converter makes every float initializer it adds float32 with
+  ``astype``, which copies even a float32 array: the kernels its plugins reshape (a
+  ``MultiHeadAttention``'s query/key/value/out, 108 MB of ViT-B/16's weights) were held
+  twice. :func:`_sharing_initializers` gives such an initializer the array it was given.
 
 :func:`conversion_fixes` installs the fixes for the duration of a conversion and restores
 the converter as it was afterwards.
@@ -246,6 +250,27 @@ def load_plugins() -> None:
     plugin_system._already_imported_plugins = True
 
 
+def _sharing_initializers(original: Any) -> Any:
+    """``IRBuilder.add_initializer_from_scalar`` keeping a float32 array it is given instead of its copy."""
+    import numpy as np
+
+    def add_initializer_from_scalar(self: Any, name: str, value: Any) -> Any:
+        v = original(self, name, value)
+        tensor = getattr(v, "const_value", None)
+        if (
+            isinstance(value, np.ndarray) and value.dtype == np.float32 and tensor is not None
+            and not getattr(self, "_function_mode", True) and v.dtype is not None and v.dtype.name == "FLOAT"
+        ):
+            copy = tensor.numpy()
+            if copy.shape == value.shape and not np.shares_memory(copy, value):
+                import onnx_ir
+
+                v.const_value = onnx_ir.tensor(value, name=tensor.name)  # the copy is freed here
+        return v
+
+    return add_initializer_from_scalar
+
+
 def _flax_pool_patch(original: Any) -> Any:
     """The converter's ``flax.linen.pooling.pool`` patch, handing explicit padding pairs to flax's own code."""
 
@@ -315,10 +340,17 @@ def conversion_fixes() -> Iterator[None]:
 
     causal = nnx.make_causal_mask
     nnx.make_causal_mask = _causal_mask
+    from jax2onnx.converter.ir_builder import IRBuilder
+
+    add_initializer = IRBuilder.__dict__.get("add_initializer_from_scalar")
+    if add_initializer is not None:
+        IRBuilder.add_initializer_from_scalar = _sharing_initializers(add_initializer)
     try:
         yield
     finally:
         nnx.make_causal_mask = causal
+        if add_initializer is not None:
+            IRBuilder.add_initializer_from_scalar = add_initializer
         if optimize is not None:
             conversion_api.optimize_graph = optimize
         if original_pool is not None:

@@ -101,6 +101,7 @@ def test_max_pool_lowering_pools_only_the_spatial_dims() -> None:
 @pytest.mark.slow  # loading the jax2onnx plugins takes seconds
 def test_the_converter_is_restored_after_the_block() -> None:
     from jax2onnx.converter import conversion_api
+    from jax2onnx.converter.ir_builder import IRBuilder
     from jax2onnx.plugins import plugin_system
     from jax2onnx.plugins.flax.linen.pool import PoolPlugin
 
@@ -110,14 +111,17 @@ def test_the_converter_is_restored_after_the_block() -> None:
     optimize = conversion_api.optimize_graph
     pool = plugin_system.PLUGIN_REGISTRY["reduce_window_max"]
     flax_pool = PoolPlugin.__dict__["get_monkey_patch"]
+    add_initializer = IRBuilder.__dict__["add_initializer_from_scalar"]
     assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY
     with pytest.raises(RuntimeError, match="inside"), conversion_fixes():
         assert conversion_api.optimize_graph is not optimize
         assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is not pool
         assert "reduce_window_min" in plugin_system.PLUGIN_REGISTRY
         assert PoolPlugin.__dict__["get_monkey_patch"] is not flax_pool
+        assert IRBuilder.__dict__["add_initializer_from_scalar"] is not add_initializer
         raise RuntimeError("inside")
     assert conversion_api.optimize_graph is optimize
     assert plugin_system.PLUGIN_REGISTRY["reduce_window_max"] is pool
     assert PoolPlugin.__dict__["get_monkey_patch"] is flax_pool
+    assert IRBuilder.__dict__["add_initializer_from_scalar"] is add_initializer
     assert "reduce_window_min" not in plugin_system.PLUGIN_REGISTRY
