@@ -12,7 +12,7 @@ from ..text import first_line
 if TYPE_CHECKING:
     from ..fastpath import FastForward, InputInfo
 
-__all__ = ["MAIN", "Entry", "OutputInfo", "file_sha256", "first_line", "jnp_dtype", "poly_shape", "symbolic_args"]
+__all__ = ["MAIN", "Entry", "OutputInfo", "file_sha256", "first_line", "jnp_dtype", "poly_shape", "release_memory", "symbolic_args"]
 
 #: the entry name of ``__call__`` (files ``main.mlirbc``, ``main.onnx``; signature ``serving_default``)
 MAIN = "main"
@@ -89,3 +89,23 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def release_memory() -> None:
+    """Gives what a stage freed back to the system before the next one allocates.
+
+    A conversion frees its temporaries (traced graphs, serialized protos, a runtime
+    session), but glibc keeps freed blocks in its heaps, so each stage would start from
+    the previous stage's high-water mark and the peaks add up. ``malloc_trim`` hands the
+    free pages back (glibc only: elsewhere this just collects garbage).
+    """
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+            pass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from ..errors import did_you_mean
 from ..text import human_bytes
+from .common import release_memory
 from .errors import ExportError, OutputExistsError, PartialExportError, VerificationError, WeightsError
 from .progress import Stages
 from .targets import parse_targets
@@ -231,25 +231,6 @@ def _convert(
         finally:
             release_memory()
     return artifacts, failed
-
-
-def release_memory() -> None:
-    """Gives what a stage freed back to the system before the next one allocates.
-
-    A conversion frees its temporaries (traced graphs, serialized protos, a runtime
-    session), but glibc keeps freed blocks in its heaps, so each stage would start from
-    the previous stage's high-water mark and the peaks add up. ``malloc_trim`` hands the
-    free pages back (glibc only: elsewhere this just collects garbage).
-    """
-    import ctypes
-    import gc
-
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-            pass
 
 
 def _make_temp_dir(out: Path) -> Path:

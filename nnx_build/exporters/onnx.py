@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..logs import quiet_logger
-from .common import Entry, first_line, symbolic_args
+from .common import Entry, first_line, release_memory, symbolic_args
 from .dtypes import ort_feeds, ort_outputs
 from .errors import ConversionError
 from .onnx_fixes import conversion_fixes
@@ -140,19 +140,6 @@ def _save(model: Any, path: Path) -> None:
         data.unlink()
 
 
-def _give_back() -> None:
-    """Hands freed memory back to the system: glibc keeps freed blocks under its mmap threshold
-    (weights of a few MB) in its heaps, where onnxruntime's load would not reuse them all."""
-    import ctypes
-    import gc
-    import sys
-
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL(None).malloc_trim(0)
-
-
 def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Writes one ``.onnx`` per entry; returns the manifest section."""
     from jax2onnx import to_onnx
@@ -207,7 +194,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
                 path.with_name(f"{path.name}.data").unlink(missing_ok=True)
         if error is not None:
             raise ConversionError(_explain(entry, error)) from error
-        _give_back()  # what the conversion freed, before onnxruntime loads the file
+        release_memory()  # what the conversion freed, before onnxruntime loads the file
         _check_runtime(entry, path)
         section["entries"][entry.name] = path.name
     return section
