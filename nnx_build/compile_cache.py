@@ -29,6 +29,10 @@ of warning; an entry that cannot be read (a corrupt file) is compiled again, wit
 line of warning. Neither is an error. JAX's keys include the folder's path (JAX keeps
 its GPU autotuning cache inside it), so a copied or moved folder is read as empty.
 
+The folder also holds ``init-weights/``: the weights a build's initialisers computed,
+keyed by the program and its seed (:mod:`nnx_build.builder.init_cache`), for the next
+build of the same spec and seed; ``configured`` points ``NNX_BUILD_INIT_CACHE`` at it.
+
 The cache is trusted code: whoever can write to its folder can make the next process
 run what they wrote. The default folder is created readable by its owner only; do not
 point the cache at a folder others can write to.
@@ -48,6 +52,7 @@ from typing import Any
 __all__ = ["ENV", "configured", "default_dir", "jax_settings", "resolve", "versioned_name"]
 
 ENV = "NNX_BUILD_COMPILE_CACHE"
+INIT_ENV = "NNX_BUILD_INIT_CACHE"  # builder.init_cache reads it (not imported here: it needs JAX)
 _OFF = {"0", "off", "false", "no"}
 _ON = {"", "1", "on", "true", "yes"}
 # jax's own messages when reading or writing an entry fails (jax._src.compiler warns them)
@@ -164,7 +169,12 @@ def configured(enabled: bool = True, environ: MutableMapping[str, str] | None = 
     if path is not None and (problem := _problem(path)) is not None:
         _warn(f"compilation cache off: cannot use {path} ({problem}); set {ENV}=PATH to use another folder, or {ENV}=0")
         path = None
-    old = _apply(jax_settings(path), environ)
+    settings = jax_settings(path)
+    # the weights the initialisers computed, beside the programs (builder.init_cache)
+    settings[INIT_ENV] = "" if path is None else str(path / "init-weights")
+    if path is not None and _problem(Path(settings[INIT_ENV])) is not None:
+        settings[INIT_ENV] = ""
+    old = _apply(settings, environ)
     try:
         with warnings.catch_warnings():
             if path is not None:

@@ -13,6 +13,7 @@ import jax
 from flax import nnx
 
 from ..text import first_line
+from . import init_cache
 from .init_programs import available_cores, run_in_parts
 from .init_trace import trace_init
 from .module import BuiltModule, instantiate
@@ -28,7 +29,8 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     side: :mod:`.init_programs`) instead of one small program per variable shape: the
     constructor is traced once (:func:`~.init_trace.trace_init`, the check's trace when it
     ran first) and its state, computed by the programs, is merged back into an ordinary
-    eager module.
+    eager module. With the command line's cache on, a second build of the same program
+    and seed maps the state computed the first time (:mod:`.init_cache`).
 
     The programs are compiled without XLA's algebraic simplifier: built eagerly, each
     initialiser's operations are separate programs, and the simplifier, seeing them
@@ -47,9 +49,13 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
         trace = trace_init(program, rngs)
     except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
         return instantiate(program, rngs=rngs)
-    outs = run_in_parts(
-        trace.closed, jax.tree.leaves(state_r), parts=init_parts(), compiler_options=INIT_COMPILER_OPTIONS, lowering=unrolled_threefry
-    )
+    args = jax.tree.leaves(state_r)
+    name = init_cache.key(trace.closed, args, INIT_COMPILER_OPTIONS) if init_cache.folder() is not None else None
+    outs = init_cache.load(name, trace.closed.out_avals) if name is not None else None
+    if outs is None:
+        outs = run_in_parts(trace.closed, args, parts=init_parts(), compiler_options=INIT_COMPILER_OPTIONS, lowering=unrolled_threefry)
+        if name is not None:
+            init_cache.store(name, outs)
     state, after = jax.tree.unflatten(jax.tree.structure(trace.out_shape), outs)
     nnx.update(rngs, after)
     return nnx.merge(trace.graphdef, state)

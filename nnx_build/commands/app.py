@@ -44,9 +44,10 @@ Every command that builds a spec takes --limit, --max-params, --max-bytes, --plu
 --plugins-from-entry-points and --mesh.
 
 Compiled programs are kept in JAX's persistent compilation cache, so the next command
-that compiles the same program reads it instead: in $XDG_CACHE_HOME/nnx-build (~/.cache
-without it), or in NNX_BUILD_COMPILE_CACHE=PATH; NNX_BUILD_COMPILE_CACHE=0 or
---no-compile-cache (before the command) turns it off.
+that compiles the same program reads it instead, and so are the weights a build's
+initialisers computed (up to 512 MiB a model), for the next build with the same seed: in
+$XDG_CACHE_HOME/nnx-build (~/.cache without it), or in NNX_BUILD_COMPILE_CACHE=PATH;
+NNX_BUILD_COMPILE_CACHE=0 or --no-compile-cache (before the command) turns it off.
 """
 
 app = typer.Typer(
@@ -65,7 +66,8 @@ def _root(
     no_compile_cache: bool = typer.Option(
         False,
         "--no-compile-cache",
-        help="Do not read or write JAX's persistent compilation cache (before the sub-command; or set NNX_BUILD_COMPILE_CACHE=0).",
+        help="Do not read or write JAX's persistent compilation cache and the initial weights kept beside it "
+        "(before the sub-command; or set NNX_BUILD_COMPILE_CACHE=0).",
     ),
 ) -> None:
     """Options before the sub-command; ``cli.main`` reads ``--debug`` and ``--no-compile-cache`` itself."""
