@@ -6,7 +6,7 @@ package, JAX's and XLA's settings, the compile options and the machine. The comm
 (with the compilation cache on: :func:`nnx_build.compile_cache.configured`) keys the
 computed weights by all of these, so a second build of the same spec with the same seed
 maps them from a file instead of lowering, loading and running the programs again: the
-arrays share the file's pages (read-only; JAX copies before writing to them).
+arrays share the file's pages, read-only (a training step that donates them leaves the file as it was).
 
 Programs that call back into Python or into foreign functions are not kept (their
 results may depend on more than their inputs); nor are weights over
