@@ -55,7 +55,7 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     if outs is None:
         outs = run_in_parts(trace.closed, args, parts=init_parts(), compiler_options=INIT_COMPILER_OPTIONS, lowering=unrolled_threefry)
         if name is not None:
-            init_cache.store(name, outs)
+            init_cache.store(name, jax.block_until_ready(outs))  # running out of memory raises here
     state, after = jax.tree.unflatten(jax.tree.structure(trace.out_shape), outs)
     nnx.update(rngs, after)
     return nnx.merge(trace.graphdef, state)

@@ -85,14 +85,15 @@ def load(name: str, avals: Sequence[Any]) -> list[Any] | None:
 
 
 def store(name: str, values: Sequence[Any]) -> None:
-    """Writes ``values`` as entry ``name`` (atomically: a reader sees all of it or nothing),
-    unless they are over :data:`MAX_ENTRY_BYTES` or the folder cannot be written; then
-    trims the folder."""
+    """Writes ``values`` (computed: wait for them first, so that a failure is raised where
+    it happened) as entry ``name``, atomically: a reader sees all of it or nothing; not
+    when they are over :data:`MAX_ENTRY_BYTES` or the folder cannot be written. Then trims
+    the folder."""
     import jax
     import numpy as np
 
     where = folder()
-    if where is None:
+    if where is None or sum(int(v.nbytes) for v in values) > MAX_ENTRY_BYTES:  # sizes known before the values are
         return
     arrays, records = [], []
     offset = 0
@@ -106,8 +107,6 @@ def store(name: str, values: Sequence[Any]) -> None:
         records.append({"dtype": arr.dtype.name, "shape": list(arr.shape), "offset": offset, "key_impl": impl})
         arrays.append(arr)
         offset += arr.nbytes
-    if offset > MAX_ENTRY_BYTES:
-        return
     head = json.dumps({"format": 1, "arrays": records}).encode() + b"\n"
     start = -(-len(head) // 4096) * 4096
     tmp = where / f".{name}.{os.getpid()}.tmp"
