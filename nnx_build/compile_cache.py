@@ -49,7 +49,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "configured", "default_dir", "jax_settings", "resolve", "versioned_name"]
+__all__ = ["ENV", "INIT_ENV", "configured", "default_dir", "dist_version", "jax_settings", "resolve", "versioned_name"]
 
 ENV = "NNX_BUILD_COMPILE_CACHE"
 INIT_ENV = "NNX_BUILD_INIT_CACHE"  # builder.init_cache reads it (not imported here: it needs JAX)
@@ -63,7 +63,8 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", text)[:64] or "unknown"
 
 
-def _version(dist: str) -> str:
+def dist_version(dist: str) -> str:
+    """The installed version of distribution ``dist`` (``unknown`` when it is not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -75,7 +76,7 @@ def _version(dist: str) -> str:
 def versioned_name() -> str:
     """``jax-<jax version>-jaxlib-<jaxlib version>``: the cache folder's own name (compiled
     programs are only valid for the versions that compiled them)."""
-    return f"jax-{_safe(_version('jax'))}-jaxlib-{_safe(_version('jaxlib'))}"
+    return f"jax-{_safe(dist_version('jax'))}-jaxlib-{_safe(dist_version('jaxlib'))}"
 
 
 def default_dir(environ: Mapping[str, str] | None = None) -> Path:

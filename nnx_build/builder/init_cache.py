@@ -26,9 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..compile_cache import INIT_ENV as ENV  # the folder, set by ``configured`` (unset or empty: nothing is kept)
+from ..compile_cache import dist_version
+
 __all__ = ["ENV", "MAX_ENTRY_BYTES", "MAX_FOLDER_BYTES", "folder", "key", "load", "store"]
 
-from ..compile_cache import INIT_ENV as ENV  # the folder, set by ``configured`` (unset or empty: nothing is kept)
 
 MAX_ENTRY_BYTES = 512 * 2**20
 MAX_FOLDER_BYTES = 2 * 2**30
@@ -184,8 +186,8 @@ def _setting_text() -> str:
         (
             jax.__version__,
             jaxlib.__version__,
-            _dist_version("flax"),
-            _dist_version("nnx-build"),
+            dist_version("flax"),
+            dist_version("nnx-build"),
             source.hexdigest(),
             settings,
             os.environ.get("XLA_FLAGS", ""),
@@ -196,15 +198,6 @@ def _setting_text() -> str:
             _cpu_flags(),
         )
     )
-
-
-def _dist_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return ""
 
 
 def _cpu_flags() -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from state_bytes import state_bytes
 
 from nnx_build import pipeline
 from nnx_build.builder import allocation, init_cache
@@ -57,16 +58,6 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _values(model: nnx.Module) -> list[tuple[Any, bytes]]:
-    out = []
-    for path, v in nnx.to_flat_state(nnx.state(model)):
-        value = v.get_value()
-        if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
-            value = jax.random.key_data(value)
-        out.append((path, np.asarray(value).tobytes()))
-    return out
-
-
 def _build(spec: dict[str, Any], seed: int | None = None) -> nnx.Module:
     return pipeline.allocate(pipeline.compile(spec), rngs=nnx.Rngs(spec["seed"] if seed is None else seed))
 
@@ -76,16 +67,16 @@ def test_a_second_build_maps_the_weights_the_first_computed(cache: Path, compute
     second = _build(_spec())
     assert len(computed) == 1
     assert len(list(cache.glob("*.weights"))) == 1
-    assert _values(second) == _values(first)
+    assert state_bytes(second) == state_bytes(first)
     with pytest.MonkeyPatch.context() as mp:  # and both are what the build computes without the cache
         mp.delenv(init_cache.ENV)
-        assert _values(_build(_spec())) == _values(first)
+        assert state_bytes(_build(_spec())) == state_bytes(first)
 
 
 def test_another_seed_or_constant_is_another_entry(cache: Path, computed: list[int]) -> None:
-    base = _values(_build(_spec()))
-    other_seed = _values(_build(_spec(), seed=4))
-    other_bias = _values(_build(_spec(bias=0.25)))
+    base = state_bytes(_build(_spec()))
+    other_seed = state_bytes(_build(_spec(), seed=4))
+    other_bias = state_bytes(_build(_spec(bias=0.25)))
     assert len(computed) == 3
     assert other_seed != base and other_bias != base
     assert len(list(cache.glob("*.weights"))) == 3
@@ -93,7 +84,7 @@ def test_another_seed_or_constant_is_another_entry(cache: Path, computed: list[i
 
 @pytest.mark.parametrize("damage", ["truncated", "garbled", "another-shape"])
 def test_an_entry_that_does_not_fit_is_computed_again(cache: Path, computed: list[int], damage: str) -> None:
-    first = _values(_build(_spec()))
+    first = state_bytes(_build(_spec()))
     (entry,) = cache.glob("*.weights")
     data = entry.read_bytes()
     if damage == "truncated":
@@ -102,7 +93,7 @@ def test_an_entry_that_does_not_fit_is_computed_again(cache: Path, computed: lis
         entry.write_bytes(b"{not json" + data[9:])
     else:
         entry.write_bytes(data.replace(b'"shape": [6, 16]', b'"shape": [16, 6]', 1))
-    assert _values(_build(_spec())) == first
+    assert state_bytes(_build(_spec())) == first
     assert len(computed) == 2
     _build(_spec())  # written again, read back
     assert len(computed) == 2
