@@ -50,7 +50,7 @@ def instantiate_compiled(program: Program, *, rngs: nnx.Rngs) -> BuiltModule:
     except jax.errors.JAXTypeError:  # tracer leaks, concretization: not traceable
         return instantiate(program, rngs=rngs)
     args = jax.tree.leaves(state_r)
-    name = init_cache.key(trace.closed, args, INIT_COMPILER_OPTIONS) if init_cache.folder() is not None else None
+    name = init_cache.key(trace.closed, args, INIT_COMPILER_OPTIONS)  # None: nothing kept
     outs = init_cache.load(name, trace.closed.out_avals) if name is not None else None
     if outs is None:
         outs = run_in_parts(trace.closed, args, parts=init_parts(), compiler_options=INIT_COMPILER_OPTIONS, lowering=unrolled_threefry)

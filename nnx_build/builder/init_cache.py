@@ -47,11 +47,13 @@ def folder() -> Path | None:
 
 
 def key(closed: Any, args: Sequence[Any], compiler_options: Any) -> str | None:
-    """The entry's name for ``closed`` (a ``ClosedJaxpr``) run on ``args``; None when its
-    results may depend on more than that (callbacks, foreign functions)."""
+    """The entry's name for ``closed`` (a ``ClosedJaxpr``) run on ``args``; None when the
+    cache is off or the results may depend on more than that (callbacks, foreign functions)."""
     import jax
     import numpy as np
 
+    if folder() is None:
+        return None
     text = str(closed.jaxpr)
     if any(word in text for word in _IMPURE):
         return None
@@ -63,9 +65,9 @@ def key(closed: Any, args: Sequence[Any], compiler_options: Any) -> str | None:
         if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
             h.update(str(jax.random.key_impl(value)).encode())
             value = jax.random.key_data(value)
-        arr = np.asarray(value)
+        arr = np.asarray(value, order="C")
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(np.asarray(arr, order="C").tobytes())
+        h.update(arr.tobytes())
     return h.hexdigest()
 
 

@@ -119,7 +119,7 @@ def test_the_folder_keeps_the_entries_used_last(cache: Path, computed: list[int]
     assert len(list(cache.glob("*.weights"))) == 2 and not one.exists()
 
 
-def test_a_program_calling_back_into_python_is_not_kept() -> None:
+def test_a_program_calling_back_into_python_is_not_kept(cache: Path) -> None:
     def draw(key: jax.Array) -> jax.Array:
         noise = jax.pure_callback(lambda: np.float32(np.random.default_rng().normal()), jax.ShapeDtypeStruct((), jnp.float32))
         return jax.random.normal(key, (3,)) + noise
