@@ -17,14 +17,19 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["MAX_PARTS", "MIN_DRAWS_PER_PART", "available_cores", "draws_per_output", "partition", "run_in_parts"]
+__all__ = ["MAX_PARTS", "MIN_DRAWS_PER_PART", "SMALL", "available_cores", "draws_per_output", "partition", "run_in_parts", "split_small"]
 
-# beyond a few parts, the repeated scalar work and the threads' start-up outweigh the gain
+# beyond a few parts, lowering each part and the threads' start-up outweigh the gain
 MAX_PARTS = 4
 # A part costs a cached run about 0.1 s (lowering its glue, loading one more executable) and
 # saves a first run about 35 ms of compilation per draw it takes off the others: with fewer
 # than 16 draws a part (ViT-B/16 and GPT-2 have 8-10 in all, ResNet-50 54) it is not worth it.
 MIN_DRAWS_PER_PART = 16
+
+# an equation whose outputs have at most this many elements each (scalars, and raw keys of
+# two words), and whose inputs are the program's inputs or such outputs, is computed
+# eagerly before the programs compile
+SMALL = 2
 
 # primitives that draw random bits (typed keys; the raw-key hash)
 _DRAWS = frozenset({"random_bits", "threefry2x32"})
@@ -88,16 +93,19 @@ def run_in_parts(
     import jax
     from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
+    small, closed = split_small(closed)
+    if small is not None:
+        args = [*args, *jaxpr_as_fun(small)(*args)]  # eagerly, one primitive at a time
     groups = _groups(closed, parts)
 
-    def program(jaxpr: Any, index: int) -> Any:
+    def program(jaxpr: Any, index: int, args: Sequence[Any]) -> Any:
         fn = jaxpr_as_fun(ClosedJaxpr(jaxpr, closed.consts))
         fn.__name__ = fn.__qualname__ = f"{name}_{index}_of_{len(groups)}" if len(groups) > 1 else name
         with lowering():
             return jax.jit(fn).lower(*args)
 
     if len(groups) == 1:
-        return list(program(closed.jaxpr, 0).compile(compiler_options=compiler_options)(*args))
+        return list(program(closed.jaxpr, 0, args).compile(compiler_options=compiler_options)(*args))
     from jax._src.interpreters.partial_eval import dce_jaxpr
 
     n_out = len(closed.jaxpr.outvars)
@@ -105,14 +113,47 @@ def run_in_parts(
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="nnx-build-init") as pool:
         futures = []
         for k, group in enumerate(groups):  # lowering holds Python's lock: one part at a time,
-            used = [i in group for i in range(n_out)]  # while the parts before it compile
-            sub, _ = dce_jaxpr(closed.jaxpr, used, instantiate=False)
-            lowered = program(sub, k)
-            futures.append((group, pool.submit(lambda lowered=lowered: lowered.compile(compiler_options=compiler_options)(*args))))
+            chosen = set(group)  # while the parts before it compile
+            sub, used = dce_jaxpr(closed.jaxpr, [i in chosen for i in range(n_out)], instantiate=False)
+            part_args = [a for a, u in zip(args, used, strict=True) if u]
+            lowered = program(sub, k, part_args)
+            futures.append((group, pool.submit(lambda lowered=lowered, a=part_args: lowered.compile(compiler_options=compiler_options)(*a))))
         for group, future in futures:
             for i, value in zip(group, future.result(), strict=True):
                 outs[i] = value
     return outs
+
+
+def split_small(closed: Any) -> tuple[Any, Any]:
+    """``closed`` as two programs: ``small``, the equations that compute only small values
+    (outputs of at most :data:`SMALL` elements) from the inputs and each other, and
+    ``rest``, the others. ``rest`` takes the inputs of ``closed`` followed by the outputs of
+    ``small`` (the values it uses), and returns what ``closed`` returns. ``small`` is None
+    when there is nothing to take out. Equations with effects stay in ``rest``.
+    """
+    import math
+
+    from jax.extend.core import ClosedJaxpr, Jaxpr, Literal
+
+    jaxpr = closed.jaxpr
+    known = set(jaxpr.invars) | set(jaxpr.constvars)
+    small, rest = [], []
+    for eqn in jaxpr.eqns:
+        inputs_known = all(isinstance(v, Literal) or v in known for v in eqn.invars)
+        if inputs_known and not eqn.effects and all(math.prod(getattr(v.aval, "shape", ())) <= SMALL for v in eqn.outvars):
+            small.append(eqn)
+            known.update(eqn.outvars)
+        else:
+            rest.append(eqn)
+    made = {v for eqn in small for v in eqn.outvars}
+    needed = [*(v for eqn in rest for v in eqn.invars), *jaxpr.outvars]
+    passed = list(dict.fromkeys(v for v in needed if not isinstance(v, Literal) and v in made))
+    if not passed:
+        return None, closed
+    info = jaxpr.debug_info.with_unknown_names()  # other inputs and outputs than the traced function's
+    first = ClosedJaxpr(Jaxpr(jaxpr.constvars, jaxpr.invars, passed, small, debug_info=info), closed.consts)
+    second = ClosedJaxpr(Jaxpr(jaxpr.constvars, [*jaxpr.invars, *passed], jaxpr.outvars, rest, jaxpr.effects, info), closed.consts)
+    return first, second
 
 
 def _groups(closed: Any, parts: int) -> list[list[int]]:

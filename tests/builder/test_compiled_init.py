@@ -103,11 +103,15 @@ def test_values_are_those_of_hand_written_nnx(built: tuple[nnx.Module, list[str]
 
 
 def test_one_program_per_part_initialises_every_variable(built: tuple[nnx.Module, list[str]], request: pytest.FixtureRequest) -> None:
-    # built eagerly, each initialiser and shape is a program of its own (a dozen here)
+    # built eagerly, each initialiser and shape is a program of its own (a dozen here); the
+    # scalar work before the draws (each draw's key, a standard deviation) runs eagerly, one
+    # program per primitive however many weights there are (lowered by the first build only)
     _, programs = built
     parts = request.node.callspec.params["built"]
-    assert len(programs) == parts, programs
-    assert all(p.startswith("jit(init") for p in programs), programs
+    init = [p for p in programs if p.startswith("jit(init")]
+    assert len(init) == parts, programs
+    scalar = [p for p in programs if not p.startswith("jit(init")]
+    assert len(scalar) == len(set(scalar)), programs
 
 
 def test_the_module_stays_an_ordinary_eager_module(built: tuple[nnx.Module, list[str]]) -> None:

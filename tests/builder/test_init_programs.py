@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.extend.core import jaxpr_as_fun
 
 from nnx_build import pipeline
 from nnx_build.builder import init_programs, init_trace
-from nnx_build.builder.init_programs import draws_per_output, partition, run_in_parts
+from nnx_build.builder.init_programs import draws_per_output, partition, run_in_parts, split_small
 from nnx_build.builder.threefry import unrolled_threefry
 
 SPEC = {
@@ -77,6 +78,29 @@ def test_parts_compute_the_values_of_the_whole_program(parts: int, monkeypatch: 
     assert len(outs) == len(whole)
     for a, b in zip(outs, whole, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _keyed_draws(key: jax.Array) -> tuple[jax.Array, ...]:
+    # as NNX draws: each weight from the stream's key folded with a count, scaled by a
+    # standard deviation computed from Python numbers
+    return tuple(jax.random.normal(jax.random.fold_in(key, i), (4, 3)) * jnp.sqrt(2.0 / (i + 1)) for i in range(3))
+
+
+def test_the_scalar_work_before_the_draws_is_split_off() -> None:
+    key = jax.random.key(5)
+    closed = jax.make_jaxpr(_keyed_draws)(key)
+    small, rest = split_small(closed)
+    assert small is not None
+    names = {e.primitive.name for e in small.jaxpr.eqns}
+    assert {"random_fold_in", "sqrt"} <= names
+    assert all(v.aval.shape == () for v in small.jaxpr.outvars)  # three keys, three scales
+    assert not {"random_fold_in", "sqrt"} & {e.primitive.name for e in rest.jaxpr.eqns}
+    assert len(rest.jaxpr.invars) == 1 + len(small.jaxpr.outvars)
+    outs = jax.jit(jaxpr_as_fun(rest))(key, *jaxpr_as_fun(small)(key))
+    for a, b in zip(outs, jax.jit(_keyed_draws)(key), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    only_small = jax.make_jaxpr(lambda k: jax.random.fold_in(k, 1))(key)
+    assert split_small(only_small)[1].jaxpr.eqns == []  # nothing left to compile
 
 
 def test_a_program_of_few_draws_stays_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
