@@ -353,12 +353,12 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
     import jax
     from flax import nnx
 
+    from .builder.init_trace import cheap_tracer_errors, trace_init
     from .builder.module import instantiate
     from .builder.threefry import unrolled_threefry
 
     mesh = make_mesh(plan)
-    abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(0)))
-    specs = partition_specs(abstract, plan)
+    specs = partition_specs(trace_init(program, rngs).abstract(), plan)
 
     @nnx.jit
     def create(rngs: nnx.Rngs) -> Any:
@@ -371,7 +371,7 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
         nnx.update(model, nnx.from_flat_state(flat))
         return model
 
-    with jax.set_mesh(mesh), unrolled_threefry():  # each shard's draws fused, no weight-sized temporaries
+    with jax.set_mesh(mesh), unrolled_threefry(), cheap_tracer_errors():  # each shard's draws fused, no weight-sized temporaries
         return create(rngs)
 
 

@@ -278,7 +278,10 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
         real = [v.get_value() for p, v in flat if isinstance(v, nnx.RngState) or keep(p)]
         return real, nnx.state(r)
 
-    real, after = jax.jit(create)(state_r)
+    from .init_trace import cheap_tracer_errors  # (it imports this module)
+
+    with cheap_tracer_errors():
+        real, after = jax.jit(create)(state_r)
     nnx.update(rngs, after)
     values = iter(real)
     flat = [

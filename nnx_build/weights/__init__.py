@@ -250,10 +250,10 @@ def model_variables(program: Any) -> tuple[dict[str, tuple[tuple[int, ...], np.d
     build), and the keys of its LoRA adapters (``LoRAParam``: not in a pretrained checkpoint)."""
     from flax import nnx
 
-    from ..builder.module import instantiate
+    from ..builder.init_trace import trace_init
     from ..fastpath import weight_key
 
-    abstract = nnx.eval_shape(lambda: instantiate(program, rngs=nnx.Rngs(program.spec.seed)))
+    abstract = trace_init(program, nnx.Rngs(program.spec.seed)).abstract()
     flat = [(weight_key(p), v) for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Not(nnx.RngState)))]
     shapes = {k: (tuple(v.get_value().shape), np.dtype(v.get_value().dtype)) for k, v in flat}
     return shapes, frozenset(k for k, v in flat if isinstance(v, nnx.LoRAParam))
