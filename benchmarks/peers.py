@@ -11,7 +11,8 @@ nnx-build / Keras, the median of the per-round ratios:
 * ``nnx-build SPEC`` (build, forward on zeros) / ``model_from_json`` + ``predict`` on zeros, on a
   first run (nnx-build's compilation cache empty) and on a second run (the cache filled by
   the first; Keras keeps no compiled programs between processes, so its run is the same);
-* jitted forward at batch 1 and 8 (our fast path / Keras' ``stateless_call`` under ``jax.jit``);
+* jitted forward at batch 1 and 8 (our fast path / Keras' ``stateless_call`` under ``jax.jit``),
+  both in one process, called in turn;
 * SavedModel and ONNX export time (in one process per framework, after building the model),
   that process' peak RSS, the artifacts' sizes;
 * onnxruntime latency at batch 1 and 8 of the two ONNX files, alternating in one process; for
@@ -144,17 +145,21 @@ if os.environ.get("KERAS_BACKEND") == "jax" and os.environ.get("PEERS_WORKER"):
 # ---- workers (each in its own process) --------------------------------------------------
 
 
-def _timed_latency(fn: Any, x: Any, calls: int) -> float:
+def _alternating_latency(fns: dict[str, Any], x: Any, calls: int) -> dict[str, float]:
+    """Median milliseconds per call of each function on ``x``, the functions called in turn
+    (after two calls each to compile and warm up): each sees the same machine load."""
     import jax
 
-    for _ in range(2):
-        jax.block_until_ready(fn(x))
-    times = []
+    for fn in fns.values():
+        for _ in range(2):
+            jax.block_until_ready(fn(x))
+    times: dict[str, list[float]] = {who: [] for who in fns}
     for _ in range(calls):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(x))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        for who, fn in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(fn(x))
+            times[who].append(time.perf_counter() - t)
+    return {who: statistics.median(t) * 1e3 for who, t in times.items()}
 
 
 def _dir_bytes(path: Path) -> int:
@@ -185,27 +190,20 @@ def worker(task: str, model: str, quick: bool, work: Path) -> dict[str, Any]:
         m = keras.models.model_from_json(config.read_text())
         m.predict(np.zeros((1, image, image, 3), np.float32), verbose=0)
         return out
-    if task in ("ours-forward", "keras-forward"):
+    if task == "forward":  # both frameworks in this process, alternating call by call
         import jax
+        import keras
 
-        if task == "ours-forward":
-            import nnx_build
+        import nnx_build
 
-            ff = nnx_build.fast_forward(nnx_build.build(spec))
-            fn = ff
-        else:
-            import keras
-
-            m = keras.models.model_from_json(config.read_text())
-            tv = [v.value for v in m.trainable_variables]
-            ntv = [v.value for v in m.non_trainable_variables]
-            stateless = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0])
-
-            def fn(x: Any) -> Any:
-                return stateless(tv, ntv, x)
-
+        m = keras.models.model_from_json(config.read_text())
+        tv = [v.value for v in m.trainable_variables]
+        ntv = [v.value for v in m.non_trainable_variables]
+        stateless = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0])
+        fns = {"ours": nnx_build.fast_forward(nnx_build.build(spec)), "keras": lambda x: stateless(tv, ntv, x)}
         for b in (1, 8):
-            out[f"forward_ms_b{b}"] = _timed_latency(fn, np.zeros((b, image, image, 3), np.float32), calls)
+            for who, ms in _alternating_latency(fns, np.zeros((b, image, image, 3), np.float32), calls).items():
+                out.setdefault(who, {})[f"forward_ms_b{b}"] = ms
         return out
     if task in ("ours-export", "keras-export"):
         folder = work / task
@@ -343,7 +341,6 @@ def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | N
     pairs = {
         "check": ([str(BIN / "nnx-build"), "check", spec], _py("keras-from-config", model, quick, work)),
         "build_forward": ([str(BIN / "nnx-build"), spec], _py("keras-predict", model, quick, work)),
-        "forward": (_py("ours-forward", model, quick, work), _py("keras-forward", model, quick, work)),
         "export": (_py("ours-export", model, quick, work), _py("keras-export", model, quick, work)),
     }
     r: dict[str, Any] = {}
@@ -353,6 +350,8 @@ def one_round(model: str, quick: bool, work: Path, flip: bool, baseline: str | N
             result, wall, rss = run(argv, keras=who == "keras", cache=cache if measure == "build_forward" and who == "ours" else None)
             r[f"{measure}/{who}"] = {**result, "wall_s": wall, "peak_rss_mb": rss}
         print(f"  {measure}: ours {r[f'{measure}/ours']['wall_s']:.1f} s, keras {r[f'{measure}/keras']['wall_s']:.1f} s", file=sys.stderr)
+    both, _, _ = run(_py("forward", model, quick, work), keras=True)
+    r["forward/ours"], r["forward/keras"] = both["ours"], both["keras"]
     result, wall, rss = run(pairs["build_forward"][0], keras=False, cache=cache)
     r["build_forward_warm/ours"] = {**result, "wall_s": wall, "peak_rss_mb": rss}
     r["build_forward_warm/keras"] = r["build_forward/keras"]  # Keras keeps no compiled programs between processes
