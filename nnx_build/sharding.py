@@ -353,9 +353,10 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
     import jax
     from flax import nnx
 
-    from .builder.init_trace import cheap_tracer_errors, trace_init
+    from .builder.init_trace import trace_init
     from .builder.module import instantiate
     from .builder.threefry import unrolled_threefry
+    from .builder.tracer_errors import cheap_tracer_errors
 
     mesh = make_mesh(plan)
     specs = partition_specs(trace_init(program, rngs).abstract(), plan)

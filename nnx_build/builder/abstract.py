@@ -18,10 +18,11 @@ from flax import nnx
 
 from ..errors import SpecError, SpecErrors
 from ..text import fmt_shape, human_bytes
-from .init_trace import cheap_tracer_errors, trace_init
 from .init_trace import forget as forget_trace
+from .init_trace import trace_init
 from .module import CheckContext, Poison, checking
 from .program import Node, Program
+from .tracer_errors import cheap_tracer_errors
 
 __all__ = ["Report", "StepRow", "abstract_check", "count_variables", "human_bytes"]
 

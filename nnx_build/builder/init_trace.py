@@ -9,10 +9,8 @@ state (any seed): the check keeps its trace, and the build takes it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +19,9 @@ from flax import nnx
 
 from .module import instantiate
 from .program import Program
+from .tracer_errors import cheap_tracer_errors
 
-__all__ = ["InitTrace", "cheap_tracer_errors", "forget", "trace_init"]
+__all__ = ["InitTrace", "forget", "trace_init"]
 
 
 @dataclass(frozen=True)
@@ -88,30 +87,3 @@ def forget() -> None:
     global _LAST
     with _LOCK:
         _LAST = None
-
-
-@contextlib.contextmanager
-def cheap_tracer_errors() -> Iterator[None]:
-    """Makes JAX's tracer error text O(1) while a constructor is traced.
-
-    Flax reads ``value.sharding`` on each RNG draw; on a tracer that raises an
-    AttributeError whose message walks the whole trace, so building N layers
-    abstractly costs O(N^2) (1,000 repeated Linears: minutes). The message is only
-    text; without its origin part the build is linear.
-    """
-    try:
-        from jax._src.interpreters import partial_eval as pe
-
-        cls = pe.DynamicJaxprTracer
-        original = cls.__dict__.get("_origin_msg")
-    except (ImportError, AttributeError):
-        yield
-        return
-    if original is None:
-        yield
-        return
-    cls._origin_msg = lambda self: ""  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        cls._origin_msg = original  # type: ignore[method-assign]

@@ -278,7 +278,7 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
         real = [v.get_value() for p, v in flat if isinstance(v, nnx.RngState) or keep(p)]
         return real, nnx.state(r)
 
-    from .init_trace import cheap_tracer_errors  # (it imports this module)
+    from .tracer_errors import cheap_tracer_errors
 
     with cheap_tracer_errors():
         real, after = jax.jit(create)(state_r)
