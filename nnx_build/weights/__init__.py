@@ -262,9 +262,21 @@ def build_loaded(
     if placed is not None:  # the RNG state and the adapters the file does not fill: computed on one device
         for p, v in flat:
             if isinstance(v, nnx.RngState) or weight_key(p) in keep:
-                v.set_value(jax.device_put(v.get_value(), placed[weight_key(p)]))
+                v.set_value(_place(v.get_value(), placed[weight_key(p)]))
     _BUILT_FROM[model] = os.fspath(path)
     return model
+
+
+def _place(value: Any, sharding: Any) -> Any:
+    """An array of this process' device on ``sharding``, through host memory: with several
+    processes a device array cannot be put on the devices of the others (a host array can:
+    each process gives the shards of its own devices)."""
+    import jax
+
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):  # RNG keys: their bits, wrapped again
+        bits = jax.device_put(np.asarray(jax.random.key_data(value)), sharding)
+        return jax.random.wrap_key_data(bits, impl=jax.random.key_impl(value))
+    return jax.device_put(np.asarray(value), sharding)
 
 
 def built_from(model: Any) -> str | None:

@@ -6,6 +6,7 @@ times: from a file under the model's own names, from a file under a checkpoint's
 through the spec's ``weights:`` mapping (LoRA adapters over the pretrained base keep
 their initialiser), and randomly (the sharded build, the reference for the shardings).
 This process builds the same spec without its mesh from the same files, on its one device.
+Two processes of 4 devices each train from a weights file as one device does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from safetensors.numpy import load_file, save_file
 import nnx_build
 from nnx_build import pipeline
 from nnx_build.weights import model_variables
+
+from .test_sharded_train import SPEC as TRAIN_SPEC
 
 SPEC = """\
 format: 1
@@ -210,3 +213,29 @@ def test_lora_adapters_keep_their_init(child: tuple[dict, dict]) -> None:
     assert np.array_equal(got["out/lora_b"], random["out/lora_b"]) and not got["out/lora_b"].any()
     for k in ("drop/rngs/key", "drop/rngs/count"):
         assert np.array_equal(got[k], random[k]), k
+
+
+@pytest.mark.slow
+def test_two_processes_train_from_weights_like_one_device(tmp_path: Path) -> None:
+    # with several processes each puts its own devices' shards; the RNG state (Dropout) too
+    from nnx_build.training import prepare
+
+    spec = tmp_path / "drop.yaml"
+    spec.write_text(TRAIN_SPEC.replace("  - relu\n", "  - relu\n  - drop: {type: Dropout, rate: 0.1}\n"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 16)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=np.tanh(x @ rng.standard_normal((16, 4)).astype(np.float32)))
+    shapes, _ = model_variables(pipeline.compile(spec))
+    np.savez(tmp_path / "w.npz", **{k: rng.standard_normal(shape).astype(dtype) for k, (shape, dtype) in shapes.items()})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COORDINATOR")}
+    env["JAX_PLATFORMS"] = "cpu"
+    args = ["launch", "-n", "2", "--devices-per-process", "4", "--", "train", str(spec), "--data", str(tmp_path / "data.npz"),
+            "--weights", str(tmp_path / "w.npz"), "--mesh", "data=2,model=4", "--no-progress", "--json"]
+    r = subprocess.run([sys.executable, "-m", "nnx_build.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["data_read"]["processes"] == 2
+    want = prepare(spec, tmp_path / "data.npz", options=pipeline.make_options(weights=tmp_path / "w.npz")).fit().history[-1]
+    for split in ("train", "eval"):
+        a, b = got[split]["loss"], want[split]["loss"]
+        assert abs(a - b) <= 1e-5 * abs(b), (split, a, b)
