@@ -273,7 +273,7 @@ def _place(value: Any, sharding: Any) -> Any:
     each process gives the shards of its own devices)."""
     import jax
 
-    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):  # RNG keys: their bits, wrapped again
+    if jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key):  # RNG keys: their bits, wrapped again
         bits = jax.device_put(np.asarray(jax.random.key_data(value)), sharding)
         return jax.random.wrap_key_data(bits, impl=jax.random.key_impl(value))
     return jax.device_put(np.asarray(value), sharding)
