@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -180,10 +180,10 @@ def allocate(
     """Builds the eager module; running out of memory is an :class:`~nnx_build.errors.OutOfMemoryError` (exit 2).
 
     With a mesh of more than one device every weight is created on its shards; a mesh
-    larger than the machine is an error naming the flag that simulates devices. Without
-    one, ``options.weights`` fills the variables directly (no random initialisation
-    first: the peak memory is the weights plus about one tensor), and :func:`load_weights`
-    then has nothing left to do.
+    larger than the machine is an error naming the flag that simulates devices.
+    ``options.weights`` fills the variables directly (no random initialisation first: the
+    peak memory is the weights plus about one tensor), on a mesh each tensor straight onto
+    its shards, and :func:`load_weights` then has nothing left to do.
     """
     from flax import nnx
 
@@ -193,18 +193,23 @@ def allocate(
     if rngs is None:
         rngs = nnx.Rngs(program.spec.seed if options.seed is None else options.seed)
     plan = mesh_plan(program, options)
+    shardings: Callable[[Any], Any] | None = None
     if plan is not None:
         from .sharding import make_mesh
 
-        if make_mesh(plan).size > 1:  # the devices are there (or a clear error); one device: the plain build
-            from .sharding import sharded_instantiate
+        mesh = make_mesh(plan)
+        if mesh.size > 1:  # the devices are there (or a clear error); one device: the plain build
+            from .sharding import named_shardings, sharded_instantiate
 
-            make = functools.partial(sharded_instantiate, program, plan, rngs=rngs)
-            return _allocate(program, rngs=rngs, nbytes=nbytes, make=make)
+            if options.weights is None:
+                make = functools.partial(sharded_instantiate, program, plan, rngs=rngs)
+                return _allocate(program, rngs=rngs, nbytes=nbytes, make=make)
+            shardings = functools.partial(named_shardings, plan=plan, mesh=mesh)
     if options.weights is not None:  # filled from the file, no random initialisation first
         from .weights import build_loaded
 
-        return _allocate(program, rngs=rngs, nbytes=nbytes, make=functools.partial(build_loaded, program, options.weights, rngs=rngs))
+        make = functools.partial(build_loaded, program, options.weights, rngs=rngs, shardings=shardings)
+        return _allocate(program, rngs=rngs, nbytes=nbytes, make=make)
     return _allocate(program, rngs=rngs, nbytes=nbytes)
 
 

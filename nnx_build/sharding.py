@@ -9,7 +9,9 @@ mapping logical names onto them:
   mesh of 8 is planned on a one-device machine.
 - :func:`sharded_instantiate` builds the module inside ``jit`` with every variable's
   output sharding given, so each weight is created on its shards and no device ever
-  holds a full copy of a sharded variable.
+  holds a full copy of a sharded variable. Built from a weights file instead
+  (:func:`nnx_build.weights.build_loaded` with :func:`named_shardings`), each tensor read
+  goes straight onto its shards, with no random initialisation first.
 
 :func:`shard_trainer` runs a trainer's step on the mesh; :mod:`nnx_build.distributed`
 joins a multi-process job and starts one on this machine.
@@ -37,6 +39,7 @@ __all__ = [
     "logical_to_mesh",
     "make_mesh",
     "mesh_plan",
+    "named_shardings",
     "parse_mesh",
     "partition_specs",
     "plan_per_device",
@@ -237,6 +240,15 @@ def unknown_logical_axes(abstract: Any, plan: MeshPlan) -> list[str]:
     return seen
 
 
+def named_shardings(abstract: Any, plan: MeshPlan, mesh: Any = None) -> dict[tuple[Any, ...], Any]:
+    """Variable path -> ``NamedSharding`` on ``mesh`` (default: :func:`make_mesh` of ``plan``)
+    for every variable of ``abstract``: where the sharded build puts each."""
+    from jax.sharding import NamedSharding
+
+    mesh = make_mesh(plan) if mesh is None else mesh
+    return {path: NamedSharding(mesh, spec) for path, spec in partition_specs(abstract, plan).items()}
+
+
 def partition_specs(abstract: Any, plan: MeshPlan) -> dict[tuple[Any, ...], Any]:
     """Variable path -> ``PartitionSpec`` for every variable of ``abstract`` (a module or abstract module)."""
     from flax import nnx
@@ -362,7 +374,7 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
     specs = partition_specs(trace_init(program, rngs).abstract(), plan)
 
     @nnx.jit
-    def create(rngs: nnx.Rngs) -> Any:
+    def init_on_shards(rngs: nnx.Rngs) -> Any:
         model = instantiate(program, rngs=rngs)
         flat = [
             (path, var.replace(jax.lax.with_sharding_constraint(var.get_value(), specs[path])))
@@ -373,7 +385,7 @@ def sharded_instantiate(program: Program, plan: MeshPlan, *, rngs: Any) -> Any:
         return model
 
     with jax.set_mesh(mesh), unrolled_threefry(), cheap_tracer_errors():  # each shard's draws fused, no weight-sized temporaries
-        return create(rngs)
+        return init_on_shards(rngs)
 
 
 # ---- sharded training ------------------------------------------------------------------

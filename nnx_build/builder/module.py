@@ -284,10 +284,13 @@ def instantiate_abstract(program: Program, *, rngs: nnx.Rngs, keep: Callable[[tu
         real, after = jax.jit(create)(state_r)
     nnx.update(rngs, after)
     values = iter(real)
-    flat = [
-        (p, cls(next(values) if issubclass(cls, nnx.RngState) or keep(p) else shape, **metadata))
-        for p, cls, metadata, shape in box["flat"]
-    ]
+    flat = []
+    for p, cls, metadata, shape in box["flat"]:
+        # logical axis names set afterwards, as the build sets them: a Variable made with them is placed on a mesh
+        var = cls(next(values) if issubclass(cls, nnx.RngState) or keep(p) else shape, **{k: m for k, m in metadata.items() if k != "out_sharding"})
+        if "out_sharding" in metadata:
+            var.set_metadata(out_sharding=metadata["out_sharding"])
+        flat.append((p, var))
     return nnx.merge(box["graphdef"], nnx.from_flat_state(flat))
 
 

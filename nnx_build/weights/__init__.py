@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +108,16 @@ def save_weights(model_or_weights: Any, path: str | os.PathLike[str], *, format:
     return write_weights(weights, path, format=format)
 
 
-def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weights", owned: bool = False) -> None:
+def apply_weights(
+    model: Any, weights: Mapping[str, Any], *, source: str = "weights", owned: bool = False, shardings: Mapping[str, Any] | None = None
+) -> None:
     """Sets ``model``'s variables from ``weights`` after checking every name, shape and dtype.
 
     Keys of RNG state (``.../rngs/key``) are ignored. Raises :class:`WeightsError` naming
     each variable that is missing, unknown or of the wrong shape, before changing anything.
     With ``owned`` (arrays read for this call alone) the model may keep using their memory.
+    With ``shardings`` (``{key: NamedSharding}``, keys as in ``weights``) each array goes
+    straight onto its shards.
     """
     from flax import nnx
 
@@ -140,7 +144,8 @@ def apply_weights(model: Any, weights: Mapping[str, Any], *, source: str = "weig
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise WeightsError(f"{source} does not fit the model: " + "; ".join(problems[:3]) + more)
     for k, var in variables.items():
-        var.set_value(to_device(weights[k], var.dtype, owned=owned or isinstance(weights, _Lazy)))  # a lazy source reads one tensor here
+        sharding = shardings.get(k) if shardings is not None else None
+        var.set_value(to_device(weights[k], var.dtype, owned=owned or isinstance(weights, _Lazy), sharding=sharding))  # a lazy source reads one tensor here
 
 
 class _Lazy(Mapping[str, Any]):
@@ -168,7 +173,9 @@ class _Lazy(Mapping[str, Any]):
         return len(self._infos)
 
 
-def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None = None, program: Any = None) -> Any:  # noqa: A002
+def load_weights(
+    model: Any, path: str | os.PathLike[str], *, format: str | None = None, program: Any = None, shardings: Mapping[str, Any] | None = None  # noqa: A002
+) -> Any:
     """Loads a weights file into a built module (changed in place) and returns the module.
 
     With ``program`` (the module's compiled spec) whose spec has a ``weights:`` mapping,
@@ -176,7 +183,9 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
     dtype is checked from the header first. A file whose names are the model's own
     variable names (``nnx-build train --out``, :func:`save_weights`) is loaded as it is,
     so a model fine-tuned from a mapped checkpoint loads its own checkpoint.
-    :func:`nnx_build.load_weights` also takes a spec, built first.
+    :func:`nnx_build.load_weights` also takes a spec, built first. With ``shardings``
+    (``{key: NamedSharding}``, keys as the file's own names) each tensor goes straight
+    onto its shards as it is read.
 
     Raises:
       WeightsError: unreadable file, or a variable missing, unknown, of another shape or dtype.
@@ -193,21 +202,28 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, format: str | None
         fresh = frozenset(k for k, v in variables.items() if isinstance(v, nnx.LoRAParam))
         with open_weights(path, format=format) as source:
             if not _own_names(source, shapes):
-                load_plan(_plan(program, shapes, source, fresh=fresh), source, variables)
+                load_plan(_plan(program, shapes, source, fresh=fresh), source, variables, shardings)
                 return model
     fmt = _format_of(Path(path), format)
     if fmt.open is None:
-        apply_weights(model, fmt.load(Path(path)), source=str(path), owned=True)
+        apply_weights(model, fmt.load(Path(path)), source=str(path), owned=True, shardings=shardings)
         return model
     with fmt.open(Path(path)) as source:  # checked from the header, then read one tensor at a time
-        apply_weights(model, _Lazy(source), source=str(path))
+        apply_weights(model, _Lazy(source), source=str(path), shardings=shardings)
     return model
 
 
 _BUILT_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def build_loaded(program: Any, path: str | os.PathLike[str], *, rngs: Any, format: str | None = None) -> Any:  # noqa: A002
+def build_loaded(
+    program: Any,
+    path: str | os.PathLike[str],
+    *,
+    rngs: Any,
+    format: str | None = None,  # noqa: A002
+    shardings: Callable[[Any], Mapping[tuple[Any, ...], Any]] | None = None,
+) -> Any:
     """The module of ``program`` with its variables from the weights file ``path``, never
     initialised randomly first.
 
@@ -217,6 +233,11 @@ def build_loaded(program: Any, path: str | os.PathLike[str], *, rngs: Any, forma
     normal build computes it from ``rngs``, and each variable is set from the file one
     tensor at a time. Peak memory is the weights plus about one tensor; the module is
     the one :func:`load_weights` gives after a normal build with the same ``rngs``.
+
+    ``shardings`` (on a device mesh) gives, from the abstract module, each variable's
+    sharding by state path (:func:`nnx_build.sharding.named_shardings`): each tensor
+    read goes straight onto its shards, and the variables the file does not fill are
+    put on theirs, so no device ever holds a full copy of a sharded variable.
     """
     from flax import nnx
 
@@ -230,14 +251,32 @@ def build_loaded(program: Any, path: str | os.PathLike[str], *, rngs: Any, forma
             if not _own_names(source, shapes):  # adapters the mapping does not fill keep their initialiser
                 keep = fresh - {u.slot.var for u in _plan(program, shapes, source, fresh=fresh).uses}
     model = instantiate_abstract(program, rngs=rngs, keep=lambda p: weight_key(p) in keep)
-    load_weights(model, path, format=format, program=program)
+    placed = None if shardings is None else {weight_key(p): s for p, s in shardings(model).items()}
+    load_weights(model, path, format=format, program=program, shardings=placed)
     import jax
 
-    empty = [weight_key(p) for p, v in nnx.to_flat_state(nnx.state(model)) if isinstance(v.get_value(), jax.ShapeDtypeStruct)]
+    flat = nnx.to_flat_state(nnx.state(model))
+    empty = [weight_key(p) for p, v in flat if isinstance(v.get_value(), jax.ShapeDtypeStruct)]
     if empty:
         raise WeightsError(f"{path} left variable(s) {', '.join(empty[:3])} of '{program.spec.name}' without a value")
+    if placed is not None:  # the RNG state and the adapters the file does not fill: computed on one device
+        for p, v in flat:
+            if isinstance(v, nnx.RngState) or weight_key(p) in keep:
+                v.set_value(_place(v.get_value(), placed[weight_key(p)]))
     _BUILT_FROM[model] = os.fspath(path)
     return model
+
+
+def _place(value: Any, sharding: Any) -> Any:
+    """An array of this process' device on ``sharding``, through host memory: with several
+    processes a device array cannot be put on the devices of the others (a host array can:
+    each process gives the shards of its own devices)."""
+    import jax
+
+    if jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key):  # RNG keys: their bits, wrapped again
+        bits = jax.device_put(np.asarray(jax.random.key_data(value)), sharding)
+        return jax.random.wrap_key_data(bits, impl=jax.random.key_impl(value))
+    return jax.device_put(np.asarray(value), sharding)
 
 
 def built_from(model: Any) -> str | None:

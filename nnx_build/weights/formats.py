@@ -260,10 +260,11 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return raw[start : start + n].view(dtype).reshape(shape)
 
 
-def to_device(x: Any, dtype: Any, *, owned: bool = True) -> Any:
+def to_device(x: Any, dtype: Any, *, owned: bool = True, sharding: Any = None) -> Any:
     """``x`` as a JAX array of ``dtype``. An ``owned`` host array (fresh, changed by no one
     afterwards) that is C-contiguous, aligned and of that dtype becomes the JAX array
-    without a copy (JAX on CPU keeps using its memory); anything else is copied once."""
+    without a copy (JAX on CPU keeps using its memory); anything else is copied once.
+    With ``sharding`` (a ``NamedSharding``) each device receives only its shard."""
     import jax
 
     x = np.asarray(x)
@@ -272,7 +273,7 @@ def to_device(x: Any, dtype: Any, *, owned: bool = True) -> Any:
         y = aligned_empty(x.shape, dtype)
         np.copyto(y, x, casting="unsafe")
         x = y
-    return jax.device_put(x)
+    return jax.device_put(x, sharding)
 
 
 def _st_open(path: Path) -> TensorSource:

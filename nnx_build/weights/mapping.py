@@ -417,11 +417,12 @@ def _produce(use: Use, source: TensorSource, cache: dict[str, np.ndarray]) -> np
     return x
 
 
-def load_plan(plan: Plan, source: TensorSource, variables: Mapping[str, Any]) -> None:
+def load_plan(plan: Plan, source: TensorSource, variables: Mapping[str, Any], shardings: Mapping[str, Any] | None = None) -> None:
     """Fills ``variables`` (``{key: nnx.Variable}``) variable by variable, one tensor in memory at a time.
 
     A variable's host array becomes its JAX array without a copy (:func:`to_device`), so
-    memory holds the variables set so far, the one being gathered and one tensor.
+    memory holds the variables set so far, the one being gathered and one tensor. With
+    ``shardings`` (``{key: NamedSharding}``) each goes straight onto its shards.
     """
     from .formats import aligned_empty, to_device
 
@@ -438,7 +439,8 @@ def load_plan(plan: Plan, source: TensorSource, variables: Mapping[str, Any]) ->
             value = aligned_empty(shape, dtype)
             for use in uses:
                 value[use.slot.index] = _produce(use, source, cache)
-        var.set_value(to_device(value, dtype))  # value is fresh (TensorSource.read): taken without a copy
+        sharding = shardings.get(key) if shardings is not None else None
+        var.set_value(to_device(value, dtype, sharding=sharding))  # value is fresh (TensorSource.read): taken without a copy
         del value
     cache.clear()
 
