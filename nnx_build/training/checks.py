@@ -47,7 +47,7 @@ FINGERPRINT_PARTS = {
 #: the data digest's definition: ``"v2:"`` and 16 hex digits; the earlier one had no prefix
 DIGEST_VERSION = "v2"
 #: about this many bytes of rows (all arrays together) per hashed block and per chunk checked
-BLOCK_BYTES = 1 << 22
+BLOCK_BYTES = 1 << 20
 
 
 def _shape(shape: tuple[int, ...]) -> str:
