@@ -13,8 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from nnx_build.training import TrainError, prepare
-from nnx_build.training import checks
+from nnx_build.training import TrainError, checks, prepare
 from nnx_build.training.data import DataError, Dataset, load_data
 
 SPEC = """
