@@ -149,16 +149,21 @@ def check_targets(data: Dataset, plan: Any, outputs: tuple[Any, ...]) -> None:
     part, parts = process_share()
     start, stop = row_share(data.n, part, parts)
     step = block_rows(data)
+    read: dict[tuple[Any, ...], Any] = {}  # a loss and a metric on the same labels: read once
     mine: list[Any] = []
     for kind, arg in steps:
-        if kind == "finite":
-            mine.append(_scan(data.arrays[arg], start, stop, step, lambda a: ~np.isfinite(a)))
-        elif kind == "float-labels":
-            arr = data.arrays[arg[0]]
-            mine.append(_all_whole(arr, start, stop, step) if arr.dtype.kind == "f" else True)
-        elif kind == "range":
-            classes = arg[1]
-            mine.append(_scan(data.arrays[arg[0]], start, stop, step, lambda a, c=classes: (a < 0) | (a >= c)))
+        if kind == "fail":
+            continue
+        key = (kind, arg) if kind == "finite" else (kind, *arg[:2])
+        if key not in read:
+            if kind == "finite":
+                read[key] = _scan(data.arrays[arg], start, stop, step, lambda a: ~np.isfinite(a))
+            elif kind == "float-labels":
+                arr = data.arrays[arg[0]]
+                read[key] = _all_whole(arr, start, stop, step) if arr.dtype.kind == "f" else True
+            else:
+                read[key] = _scan(data.arrays[arg[0]], start, stop, step, lambda a, c=arg[1]: (a < 0) | (a >= c))
+        mine.append(read[key])
     _raise_first(data, steps, allgather_json(mine))
 
 
