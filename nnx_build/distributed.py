@@ -8,10 +8,11 @@ machine (``nnx-build launch``). Nothing heavy is imported at module level.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import NnxBuildError
 
-__all__ = ["ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID", "init_distributed", "launch"]
+__all__ = ["ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID", "allgather_json", "init_distributed", "launch", "process_share"]
 
 #: the environment a cluster launcher (or ``nnx-build launch``) sets for each process
 ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
@@ -67,6 +68,42 @@ def init_distributed(
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NnxBuildError(f"process {i} of {n} cannot join the job at {coordinator}: {text}") from None
     return True
+
+
+def process_share() -> tuple[int, int]:
+    """``(this process's index, the number of processes)`` of the JAX job; ``(0, 1)`` outside one.
+
+    Does not import JAX: a job can only have been joined (:func:`init_distributed`) once it is imported.
+    """
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized():
+        return 0, 1
+    return int(jax.process_index()), int(jax.process_count())
+
+
+def allgather_json(value: Any) -> list[Any]:
+    """Every process's ``value`` (anything JSON holds), in process order; ``[value]`` in one process.
+
+    A collective: every process of the job calls it, in the same order as its other collectives.
+    Two all-gathers (``jax.experimental.multihost_utils.process_allgather``): the lengths of
+    the encoded values, then the values padded to the longest.
+    """
+    import json
+
+    _, count = process_share()
+    if count == 1:
+        return [value]
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    payload = json.dumps(value, separators=(",", ":")).encode()
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([len(payload)], np.int32))).reshape(count)
+    buf = np.zeros(-(-int(sizes.max()) // 4) * 4, np.uint8)
+    buf[: len(payload)] = np.frombuffer(payload, np.uint8)
+    got = np.asarray(multihost_utils.process_allgather(buf.view(np.uint32))).reshape(count, -1)
+    return [json.loads(got[i].view(np.uint8)[: int(sizes[i])].tobytes()) for i in range(count)]
 
 
 def launch(argv: Sequence[str], n: int, *, devices_per_process: int | None = None, port: int | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..distributed import process_share
 from ..errors import NnxBuildError, did_you_mean
 
 __all__ = ["DataError", "Dataset", "epoch_order", "load_data", "split_indices"]
@@ -38,6 +39,9 @@ class Dataset:
     source: str = "<arrays>"
     #: the dtype of each array as stored, before the cast to the spec's dtype
     stored_dtypes: dict[str, np.dtype] = field(default_factory=dict)
+    #: float arrays (name -> "input" or "target") whose values the training start-up checks for
+    #: non-finite ones, each process its share of the rows (several processes)
+    unchecked: dict[str, str] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -131,6 +135,8 @@ def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Datas
         raw = _read_npz(Path(path))
     arrays: dict[str, np.ndarray] = {}
     stored: dict[str, np.dtype] = {}
+    unchecked: dict[str, str] = {}
+    several = process_share()[1] > 1
     missing = []
     wanted: list[tuple[str, str, Any, Any]] = [
         (n, "input", plan.input_specs[n].shape if n in plan.input_specs else None,
@@ -148,7 +154,9 @@ def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Datas
         if arr.dtype.kind not in "biuf":
             raise DataError(f"array '{name}' holds {arr.dtype} values; {what}s are numbers (bool, int or float)",
                             source=source, code="bad-dtype")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        if several and arr.dtype.kind == "f" and (dtype is None or np.dtype(str(dtype)) == arr.dtype):
+            unchecked[name] = what  # left to the start-up checks, each process reading its share
+        elif arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0]
             value = arr[tuple(bad)]
             raise DataError(f"{what} '{name}' holds {np.count_nonzero(~np.isfinite(arr))} non-finite value(s), the first "
@@ -173,4 +181,4 @@ def load_data(path: str | os.PathLike[str] | dict[str, Any], plan: Any) -> Datas
     if len(train_idx) == 0:
         raise DataError(f"no training examples left after holding out {plan.train.eval_split:.0%} of {n}",
                         source=source, code="too-few-examples")
-    return Dataset(arrays, train_idx, eval_idx, source, stored)
+    return Dataset(arrays, train_idx, eval_idx, source, stored, unchecked)

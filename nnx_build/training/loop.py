@@ -30,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from ..errors import NnxBuildError
-from .checks import check_targets, compare_fingerprints
+from .checks import check_targets, compare_fingerprints, data_digest_v1
 from .data import Dataset, epoch_order
 from .plan import Plan
 from .step import TrainState, make_train_step
@@ -117,6 +117,7 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._schedule: Any = None  # the learning rate (schedule), looked up when a step is logged
+        self._fingerprint: dict[str, str] | None = None
 
     @property
     def device_data(self) -> dict[str, Any]:
@@ -175,8 +176,11 @@ class Trainer:
         return {**self.state.params, **self.state.rest}
 
     def fingerprint(self) -> dict[str, str]:
-        """What a resumed run must share with the checkpoint (:meth:`Plan.fingerprint`)."""
-        return self.plan.fingerprint(self.steps_per_epoch, self.data)
+        """What a resumed run must share with the checkpoint (:meth:`Plan.fingerprint`), computed once:
+        the data digest reads the data (each process its share, then a collective)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.plan.fingerprint(self.steps_per_epoch, self.data)
+        return dict(self._fingerprint)
 
     def checkpoint_meta(self) -> dict[str, Any]:
         t = self.plan.train
@@ -191,7 +195,7 @@ class Trainer:
     def check_resume(self, store: Any, step: int | None = None) -> dict[str, Any]:
         """The checkpoint's metadata; ``TrainError`` if it is of another run (spec, optimizer, schedule, data)."""
         meta = store.read_meta(step)
-        changed = compare_fingerprints(meta.get("fingerprint"), self.fingerprint())
+        changed = compare_fingerprints(meta.get("fingerprint"), self.fingerprint(), lambda: data_digest_v1(self.data))
         if changed:
             raise TrainError(f"cannot resume from {store.directory}: {changed} since the checkpoint; "
                              "restore the spec and data it was trained with, or pass --force to start over")
