@@ -106,7 +106,7 @@ MeshOpt = Annotated[
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed.")]
 
 # the build options in the order --help lists them: parameter name -> (type with its flag and help, default);
-# --seed and --weights come first and last where a command takes them (see build_options)
+# --seed and --weights come before them where a command takes them (see build_options)
 _SHARED: dict[str, tuple[Any, Any]] = {
     "limit": (LimitOpt, None),
     "max_params": (MaxParams, None),
@@ -175,7 +175,7 @@ def build_options(*, seed: bool | str = False, weights: bool | str = False) -> C
 
     The command's signature (which typer reads) gets ``--limit``, ``--max-params``,
     ``--max-bytes``, ``--plugin``, ``--plugins-from-entry-points`` and ``--mesh`` where its
-    ``build`` parameter is, after ``--seed`` (``seed=True``) and before ``--weights``
+    ``build`` parameter is, after ``--seed`` (``seed=True``) and ``--weights``
     (``weights=True``); a string in place of ``True`` is that option's help in this
     command. typer calls the command with one :class:`BuildArgs` as ``build``. Put it
     under ``@app.command(...)``.
@@ -183,9 +183,9 @@ def build_options(*, seed: bool | str = False, weights: bool | str = False) -> C
     taken: dict[str, tuple[Any, Any]] = {}
     if seed:
         taken["seed"] = (SeedOpt if seed is True else Annotated[int | None, typer.Option("--seed", help=seed)], None)
-    taken.update(_SHARED)
     if weights:
         taken["weights"] = (WeightsOpt if weights is True else Annotated[Path | None, typer.Option("--weights", help=weights)], None)
+    taken.update(_SHARED)
 
     def decorate(command: _Command) -> _Command:
         signature = inspect.signature(command, eval_str=True)
