@@ -106,6 +106,9 @@ def test_the_command_receives_the_options_as_one_build_args() -> None:
     # argv() gives the same options back (export prints it in the command that exports the targets that worked)
     assert _run(expected.argv()) == expected
     assert sorted(expected.argv()) == sorted(argv)
+    zeros = BuildArgs(max_params=0, max_bytes=0, seed=0)  # 0 is given, not left out
+    assert zeros.argv() == ["--seed", "0", "--max-params", "0", "--max-bytes", "0"]
+    assert _run(zeros.argv()) == zeros
 
 
 def test_build_args_become_the_pipeline_options() -> None:

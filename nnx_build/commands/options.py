@@ -125,6 +125,8 @@ def _flag(annotation: Any) -> str:
 
 # the options every sub-command that builds a spec takes (a test walks every command for them)
 BUILD_OPTIONS = tuple(_flag(annotation) for annotation, _ in _SHARED.values())
+# each BuildArgs field's flag, in the order --help lists them
+_FLAGS = {name: _flag(annotation) for name, annotation in (("seed", SeedOpt), ("weights", WeightsOpt), *((n, a) for n, (a, _) in _SHARED.items()))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,20 +152,14 @@ class BuildArgs:
     def argv(self) -> list[str]:
         """The command-line options that give these values again."""
         argv: list[str] = []
-        for flag, value in (("--seed", self.seed), ("--weights", self.weights)):
-            if value is not None:
+        for name, flag in _FLAGS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):  # a repeatable option
+                argv += [item for v in value for item in (flag, v)]
+            elif isinstance(value, bool):  # a flag
+                argv += [flag] if value else []
+            elif value is not None:
                 argv += [flag, str(value)]
-        for item in self.limit:
-            argv += ["--limit", item]
-        for flag, value in (("--max-params", self.max_params), ("--max-bytes", self.max_bytes)):
-            if value is not None:
-                argv += [flag, str(value)]
-        for module in self.plugin:
-            argv += ["--plugin", module]
-        if self.plugins_from_entry_points:
-            argv.append("--plugins-from-entry-points")
-        if self.mesh is not None:
-            argv += ["--mesh", self.mesh]
         return argv
 
 
@@ -216,8 +212,6 @@ def build_options(*, seed: bool | str = False, weights: bool | str = False) -> C
 
 def parse_limits(items: list[str] | None) -> Limits:
     """``--limit max_nodes=500000`` -> a Limits with those fields raised."""
-    import dataclasses
-
     from ..errors import NnxBuildError
     from ..loader import Limits
 
