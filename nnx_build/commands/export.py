@@ -205,7 +205,7 @@ def export_cmd(
         for flag, value in given.items():
             if value is True:
                 argv.append(flag)
-            elif value not in (None, False):
+            elif value is not None and value is not False:  # 0 and 0.0 are given values
                 argv += [flag, str(value)]
         for value in dims or []:
             argv += ["--dims", value]

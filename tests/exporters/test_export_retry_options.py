@@ -1,4 +1,4 @@
-"""When a target fails, the command printed to export just the others keeps every build option given."""
+"""When a target fails, the command printed to export just the others keeps every option given (0 included)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_the_command_for_the_targets_that_worked_keeps_the_build_options(tmp_pat
     monkeypatch.setitem(TARGETS, "dummy", dummy_target.TARGET)
     monkeypatch.setitem(TARGETS, "broken", dummy_target.BROKEN)
     out = tmp_path / "out"
-    given = ["--seed", "4", "--limit", "max_nodes=100000", "--max-params", "1000", "--mesh", "data=1"]
+    given = ["--seed", "0", "--limit", "max_nodes=100000", "--max-params", "1000", "--mesh", "data=1", "--tolerance", "0"]
     code = main(["export", str(SPEC), "--to", "dummy,broken", "--out", str(out), "--no-verify", *given])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2
@@ -26,5 +26,5 @@ def test_the_command_for_the_targets_that_worked_keeps_the_build_options(tmp_pat
     command = err.split("export just those with: ", 1)[1].split()
     assert command[:7] == ["nnx-build", "export", str(SPEC), "--out", str(out), "--to", "dummy"]
     pairs = {(a, b) for a, b in zip(command, command[1:], strict=False)}
-    assert {("--seed", "4"), ("--limit", "max_nodes=100000"), ("--max-params", "1000"), ("--mesh", "data=1")} <= pairs
+    assert {("--seed", "0"), ("--limit", "max_nodes=100000"), ("--max-params", "1000"), ("--mesh", "data=1"), ("--tolerance", "0.0")} <= pairs
     assert "--no-verify" in command
