@@ -8,21 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    JsonFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SeedOpt,
-    SpecArg,
-    WeightsOpt,
-    console,
-    lazy_help_option,
-    pipeline_options,
-)
+from .options import BuildArgs, JsonFlag, SpecArg, build_options, console, lazy_help_option
 
 __all__ = ["bench_cmd"]
 
@@ -79,6 +65,7 @@ def _print_table(console: Any, result: dict[str, Any]) -> None:
 
 
 @app.command("bench")
+@build_options(seed=True, weights=True)
 def bench_cmd(
     spec: SpecArg,
     batch: BatchOpt = None,
@@ -87,14 +74,8 @@ def bench_cmd(
     rounds: RoundsOpt = 20,
     warmup: WarmupOpt = 3,
     max_seconds: MaxSecondsOpt = 60.0,
-    seed: SeedOpt = None,
-    limit: LimitOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
-    weights: WeightsOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Time SPEC's forward through the fast path, nnx.jit, and each exported artifact.
 
@@ -127,7 +108,7 @@ def bench_cmd(
         raise NnxBuildError(
             f"unknown bench target '{unknown[0]}'{did_you_mean(unknown[0], known)}; choose from {', '.join(known)}"
         )
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, mesh=mesh, weights=weights)
+    options = build.options()
     out = console(stderr=json_out)
     with out.status(f"benchmarking {spec} ..."):
         result = bench_spec(

@@ -13,37 +13,14 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    JsonFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SeedOpt,
-    SpecArg,
-    WeightsOpt,
-    console,
-    pipeline_options,
-)
+from .options import BuildArgs, JsonFlag, SpecArg, build_options, console
 
 __all__ = ["build_cmd", "check_cmd", "paused_gc", "schema_cmd"]
 
 
 @app.command("build")
-def build_cmd(
-    spec: SpecArg,
-    seed: SeedOpt = None,
-    weights: WeightsOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    limit: LimitOpt = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
-    json_out: JsonFlag = False,
-) -> None:
+@build_options(seed=True, weights=True)
+def build_cmd(spec: SpecArg, build: BuildArgs, json_out: JsonFlag = False) -> None:
     """Build SPEC eagerly, print a model summary and run one forward pass on zeros.
 
     Examples:
@@ -62,7 +39,7 @@ def build_cmd(
         from .. import pipeline
         from ..summary import forward_on_zeros, print_summary
 
-        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, seed=seed, weights=weights, mesh=mesh)
+        options = build.options()
         out = console()
         program = pipeline.compile(spec, options)
         report = pipeline.check(program, options)
@@ -71,8 +48,8 @@ def build_cmd(
             pipeline.load_weights(model, options, program)
         outputs = forward_on_zeros(model, program)
     print_summary(out, report, title=f"{type(model).__name__} built from {spec}", program=program)
-    if weights is not None:
-        out.print(f"weights: {weights}")
+    if build.weights is not None:
+        out.print(f"weights: {build.weights}")
     for name, value in outputs.items():
         out.print(f"forward on zeros: {name} -> shape {tuple(value.shape)} {value.dtype}")
     if json_out:
@@ -98,26 +75,17 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-CheckWeightsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--weights",
-        help="Also check this weights file against the model (through the spec's weights: mapping): every "
-        "name, shape and dtype from the file's header; no tensor is read.",
-    ),
-]
+CHECK_WEIGHTS_HELP = (
+    "Also check this weights file against the model (through the spec's weights: mapping): every "
+    "name, shape and dtype from the file's header; no tensor is read."
+)
 
 
 @app.command("check")
+@build_options(weights=CHECK_WEIGHTS_HELP)
 def check_cmd(
     spec: SpecArg,
-    weights: CheckWeightsOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    limit: LimitOpt = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    build: BuildArgs,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", help="With a mesh, also plan this optax optimizer's state (adamw, sgd, ...).")
     ] = None,
@@ -152,9 +120,9 @@ def check_cmd(
     from ..errors import NnxBuildError
     from ..summary import print_summary
 
-    plan = None
+    plan, weights = None, build.weights
     try:
-        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+        options = build.options()
         memory = parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
         program = pipeline.compile(spec, options)
         report = pipeline.check(program, options, optimizer=optimizer)

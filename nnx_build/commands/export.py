@@ -8,18 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SpecArg,
-    console,
-    lazy_help_option,
-    pipeline_options,
-)
+from .options import BuildArgs, SpecArg, build_options, console, lazy_help_option
 
 __all__ = ["export_cmd", "verify_cmd"]
 
@@ -32,10 +21,7 @@ def _targets_help() -> str:
 
 ToOpt = Annotated[str | None, lazy_help_option("--to", help_text=_targets_help, show_default="every target")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (written beside, renamed when complete).")]
-WeightsOpt = Annotated[
-    Path | None,
-    typer.Option("--weights", help="Weights to export: an .npz of the pure-dict state (keys 'linear/kernel') or a train checkpoint folder."),
-]
+WEIGHTS_HELP = "Weights to export: an .npz of the pure-dict state (keys 'linear/kernel') or a train checkpoint folder."
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")]
 VerifyOpt = Annotated[bool, typer.Option("--verify/--no-verify", help="Reload every artifact in a fresh process and compare with JAX.")]
 
@@ -50,7 +36,7 @@ def _platforms(value: str) -> str:
 PlatformsOpt = Annotated[
     str, typer.Option("--platforms", callback=_platforms, help="Lowering platforms, comma-separated: cpu, cuda, rocm, tpu.")
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed (random weights).")]
+SEED_HELP = "Override the spec's seed (random weights)."
 TolOpt = Annotated[float | None, typer.Option("--tolerance", min=0.0, help="Abs and rel tolerance for float outputs [default: 1e-5 for float32].")]
 BatchOpt = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to verify, comma-separated.")]
 ArgsOpt = Annotated[
@@ -148,15 +134,14 @@ def _print_files(console: Any, result: Any, title: str) -> None:
 
 
 @app.command("export")
+@build_options(seed=SEED_HELP, weights=WEIGHTS_HELP)
 def export_cmd(
     spec: SpecArg,
     out: OutOpt,
     to: ToOpt = None,
-    weights: WeightsOpt = None,
     force: ForceOpt = False,
     verify: VerifyOpt = True,
     platforms: PlatformsOpt = "cpu",
-    seed: SeedOpt = None,
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
     weights_as_args: ArgsOpt = False,
@@ -164,12 +149,8 @@ def export_cmd(
     version: VersionOpt = 1,
     dims: DimsOpt = None,
     verify_with: VerifyWithOpt = None,
-    limit: LimitOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Export SPEC to StableHLO, TF SavedModel and ONNX in OUT, verified against JAX.
 
@@ -203,12 +184,12 @@ def export_cmd(
 
       nnx-build export spec.yaml --to stablehlo --mlir-text --out build/m-text
     """
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = build.options()
     from ..exporters import PartialExportError, export
 
     try:
         result = export(
-            spec, out, to=to, weights=weights, force=force, verify=verify, platforms=platforms, seed=seed,
+            spec, out, to=to, weights=build.weights, force=force, verify=verify, platforms=platforms, seed=build.seed,
             tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), weights_as_args=weights_as_args, mlir_text=mlir_text,
             version=version, dims=_dims(dims), verify_with=verify_with or (), console=console(stderr=True), options=options,
         )
@@ -216,27 +197,21 @@ def export_cmd(
         if not e.succeeded:
             raise
         given = {
-            "--weights": weights, "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
-            "--seed": seed, "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
+            "--force": force, "--no-verify": not verify, "--platforms": None if platforms == "cpu" else platforms,
+            "--tolerance": tolerance, "--batch-sizes": None if batch_sizes == "1,7" else batch_sizes,
             "--weights-as-args": weights_as_args, "--mlir-text": mlir_text, "--version": None if version == 1 else version,
-            "--max-params": max_params, "--max-bytes": max_bytes,
         }
         argv = ["nnx-build", "export", str(spec), "--out", str(out), "--to", ",".join(e.succeeded)]
         for flag, value in given.items():
             if value is True:
                 argv.append(flag)
-            elif value not in (None, False):
+            elif value is not None and value is not False:  # 0 and 0.0 are given values
                 argv += [flag, str(value)]
         for value in dims or []:
             argv += ["--dims", value]
         for value in verify_with or []:
             argv += ["--verify-with", value]
-        for item in limit or []:
-            argv += ["--limit", item]
-        for p in plugin or []:
-            argv += ["--plugin", p]
-        if plugins_from_entry_points:
-            argv.append("--plugins-from-entry-points")
+        argv += build.argv()
         reasons = "; ".join(str(x) for x in e.failed.values())
         what = "converted and verified" if verify else "converted"
         raise PartialExportError(e.failed, e.succeeded, verified=verify).with_message(
@@ -246,19 +221,15 @@ def export_cmd(
 
 
 @app.command("verify")
+@build_options(weights=WEIGHTS_HELP)
 def verify_cmd(
     out: Annotated[Path, typer.Argument(help="An export folder (holds manifest.json).", show_default=False)],
     spec: Annotated[Path | None, typer.Option("--spec", help="Verify against this spec instead of the recorded one.")] = None,
-    weights: WeightsOpt = None,
     tolerance: TolOpt = None,
     batch_sizes: BatchOpt = "1,7",
     runtime: RuntimeOpt = None,
-    limit: LimitOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Re-verify an export folder: reload each artifact in a fresh process, compare with JAX.
 
@@ -277,11 +248,11 @@ def verify_cmd(
 
       nnx-build verify build/model --batch-sizes 1,3,64 --tolerance 1e-4
     """
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = build.options()
     from ..exporters import verify_dir
 
     result = verify_dir(
-        out, spec=spec, weights=weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), runtimes=runtime or (),
+        out, spec=spec, weights=build.weights, tolerance=tolerance, batch_sizes=_batch_sizes(batch_sizes), runtimes=runtime or (),
         console=console(stderr=True), options=options,
     )
     _print_files(console(), result, f"{out}: verified")

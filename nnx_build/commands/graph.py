@@ -8,22 +8,13 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SpecArg,
-    console,
-    pipeline_options,
-)
+from .options import BuildArgs, SpecArg, build_options, console
 
 __all__ = ["graph_cmd"]
 
 
 @app.command("graph")
+@build_options()
 def graph_cmd(
     spec: SpecArg,
     out: Annotated[
@@ -33,12 +24,8 @@ def graph_cmd(
     engine: Annotated[
         str, typer.Option("--engine", help="Layout program: auto (graphviz-pure, else Graphviz's dot), graphviz-pure or dot.")
     ] = "auto",
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    limit: LimitOpt = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Draw SPEC as a graph: one node per step with its type, output shape and parameters by kind.
 
@@ -59,13 +46,14 @@ def graph_cmd(
     from ..graph import find_engine, write
 
     find_engine(engine)  # an unknown --engine is refused before the spec is built
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = build.options()
     program = pipeline.compile(spec, options)
     path = write(program, out, expand=expand, engine=engine, options=options)
     console().print(f"wrote {path}")
 
 
 @app.command("show")
+@build_options()
 def show_cmd(
     spec: SpecArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="The page to write (.html).")],
@@ -73,12 +61,8 @@ def show_cmd(
     engine: Annotated[
         str, typer.Option("--engine", help="Layout program: auto (graphviz-pure, else Graphviz's dot), graphviz-pure or dot.")
     ] = "auto",
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    limit: LimitOpt = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Write a model page for SPEC: one HTML file that works offline.
 
@@ -100,7 +84,7 @@ def show_cmd(
     if out.suffix.lower() != ".html":
         raise NnxBuildError(f"--out must end in .html, received {str(out)!r}")
     find_engine(engine)
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    options = build.options()
     program = pipeline.compile(spec, options)
     path = write_page(program, spec, out, options=options, expand=expand, engine=engine)
     console().print(f"wrote {path}")

@@ -1,12 +1,17 @@
 """Options the sub-commands share, and how they become one :class:`nnx_build.pipeline.Options`.
 
-A sub-command that builds a spec declares the build options with these types and turns
-them into options with :func:`pipeline_options`, which also loads the plugins::
+The build options (``--limit``, ``--max-params``, ``--max-bytes``, ``--plugin``,
+``--plugins-from-entry-points``, ``--mesh``, and where a command takes them ``--seed`` and
+``--weights``) are declared once, here. A sub-command that builds a spec takes them with
+:func:`build_options`: it names one parameter ``build: BuildArgs`` where they go in its
+``--help``, and receives them there as one :class:`BuildArgs`; ``build.options()`` turns
+them into pipeline options and loads the plugins (when the command chooses, so its own
+checks can come first)::
 
-    def my_cmd(spec: SpecArg, limit: LimitOpt = None, max_params: MaxParams = None,
-               max_bytes: MaxBytes = None, plugin: PluginOpt = None,
-               plugins_from_entry_points: EntryPointsFlag = False, mesh: MeshOpt = None) -> None:
-        options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh)
+    @app.command("mine")
+    @build_options(seed=True)
+    def my_cmd(spec: SpecArg, build: BuildArgs, json_out: JsonFlag = False) -> None:
+        options = build.options()
 
 Commands import from here (and register on :data:`nnx_build.commands.app.app`); nothing
 here imports a command or ``cli``. Heavy modules are imported inside functions.
@@ -14,10 +19,13 @@ here imports a command or ``cli``. Heavy modules are imported inside functions.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILD_OPTIONS",
+    "BuildArgs",
     "EntryPointsFlag",
     "JsonFlag",
     "LimitOpt",
@@ -41,11 +50,9 @@ __all__ = [
     "lazy_help_option",
     "parse_limits",
     "WeightsOpt",
+    "build_options",
     "pipeline_options",
 ]
-
-# the options every sub-command that builds a spec takes (a test walks every command for them)
-BUILD_OPTIONS = ("--limit", "--max-params", "--max-bytes", "--plugin", "--plugins-from-entry-points", "--mesh")
 
 SpecArg = Annotated[Path, typer.Argument(help="Spec file (.yaml, .yml or .json).", show_default=False)]
 MaxParams = Annotated[
@@ -98,11 +105,113 @@ MeshOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the spec's seed.")]
 
+# the build options in the order --help lists them: parameter name -> (type with its flag and help, default);
+# --seed and --weights come before them where a command takes them (see build_options)
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "limit": (LimitOpt, None),
+    "max_params": (MaxParams, None),
+    "max_bytes": (MaxBytes, None),
+    "plugin": (PluginOpt, None),
+    "plugins_from_entry_points": (EntryPointsFlag, False),
+    "mesh": (MeshOpt, None),
+}
+
+
+def _flag(annotation: Any) -> str:
+    """``--limit`` of ``Annotated[..., typer.Option("--limit", ...)]`` (typer keeps the first name as the default)."""
+    info = annotation.__metadata__[0]
+    return str(info.default if isinstance(info.default, str) else info.param_decls[0])
+
+
+# the options every sub-command that builds a spec takes (a test walks every command for them)
+BUILD_OPTIONS = tuple(_flag(annotation) for annotation, _ in _SHARED.values())
+# each BuildArgs field's flag, in the order --help lists them
+_FLAGS = {name: _flag(annotation) for name, annotation in (("seed", SeedOpt), ("weights", WeightsOpt), *((n, a) for n, (a, _) in _SHARED.items()))}
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildArgs:
+    """The build options of one command line, as given (``None``: not given, or not taken by the command)."""
+
+    limit: tuple[str, ...] = ()
+    max_params: int | None = None
+    max_bytes: int | None = None
+    plugin: tuple[str, ...] = ()
+    plugins_from_entry_points: bool = False
+    mesh: str | None = None
+    seed: int | None = None
+    weights: Path | None = None
+
+    def options(self, *, weights: str | os.PathLike[str] | None = None) -> Options:
+        """These options as one pipeline ``Options`` (``weights`` in place of ``--weights``); loads the plugins."""
+        return pipeline_options(
+            list(self.limit), self.max_params, self.max_bytes, list(self.plugin), self.plugins_from_entry_points,
+            seed=self.seed, weights=self.weights if weights is None else weights, mesh=self.mesh,
+        )
+
+    def argv(self) -> list[str]:
+        """The command-line options that give these values again."""
+        argv: list[str] = []
+        for name, flag in _FLAGS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):  # a repeatable option
+                argv += [item for v in value for item in (flag, v)]
+            elif isinstance(value, bool):  # a flag
+                argv += [flag] if value else []
+            elif value is not None:
+                argv += [flag, str(value)]
+        return argv
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def build_options(*, seed: bool | str = False, weights: bool | str = False) -> Callable[[_Command], _Command]:
+    """Gives the decorated command the build options, declared here once, in place of its ``build: BuildArgs``.
+
+    The command's signature (which typer reads) gets ``--limit``, ``--max-params``,
+    ``--max-bytes``, ``--plugin``, ``--plugins-from-entry-points`` and ``--mesh`` where its
+    ``build`` parameter is, after ``--seed`` (``seed=True``) and ``--weights``
+    (``weights=True``); a string in place of ``True`` is that option's help in this
+    command. typer calls the command with one :class:`BuildArgs` as ``build``. Put it
+    under ``@app.command(...)``.
+    """
+    taken: dict[str, tuple[Any, Any]] = {}
+    if seed:
+        taken["seed"] = (SeedOpt if seed is True else Annotated[int | None, typer.Option("--seed", help=seed)], None)
+    if weights:
+        taken["weights"] = (WeightsOpt if weights is True else Annotated[Path | None, typer.Option("--weights", help=weights)], None)
+    taken.update(_SHARED)
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = next((i for i, p in enumerate(params) if p.name == "build"), None)
+        if at is None or params[at].annotation is not BuildArgs:
+            raise TypeError(f"{command.__name__} takes the build options in a parameter 'build: BuildArgs'")
+        clash = sorted(set(taken) & set(signature.parameters))
+        if clash:
+            raise TypeError(f"{command.__name__} declares {', '.join(clash)} itself; the build options declare them")
+        kind = inspect.Parameter.KEYWORD_ONLY if params[at].kind is inspect.Parameter.KEYWORD_ONLY else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        shared = [inspect.Parameter(name, kind, annotation=annotation, default=default) for name, (annotation, default) in taken.items()]
+        params[at : at + 1] = shared
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in taken}
+            for name in ("limit", "plugin"):
+                given[name] = tuple(given[name] or ())
+            return command(*args, build=BuildArgs(**given), **kwargs)
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+        return run  # type: ignore[return-value]
+
+    return decorate
+
 
 def parse_limits(items: list[str] | None) -> Limits:
     """``--limit max_nodes=500000`` -> a Limits with those fields raised."""
-    import dataclasses
-
     from ..errors import NnxBuildError
     from ..loader import Limits
 

@@ -10,7 +10,7 @@ import typer
 from ..errors import NnxBuildError
 from ..testing.runner import EXIT_NO_TESTS
 from .app import app
-from .options import EntryPointsFlag, LimitOpt, MaxBytes, MaxParams, MeshOpt, PluginOpt, WeightsOpt, pipeline_options
+from .options import BuildArgs, build_options
 from .options import console as _out
 
 
@@ -38,19 +38,15 @@ ListOnly = Annotated[bool, typer.Option("--collect-only", help="List the cases, 
 
 
 @app.command("test")
+@build_options(weights=True)
 def test_cmd(
     paths: PathsArg = None,
     keyword: KeywordOpt = None,
     update_goldens: UpdateGoldens = False,
     exitfirst: FailFast = False,
     collect_only: ListOnly = False,
-    limit: LimitOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
-    weights: WeightsOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Run the spec tests (the `tests:` section) of SPEC files.
 
@@ -82,7 +78,7 @@ def test_cmd(
     from ..testing import discover, display_path, run
     from ..testing.results import CaseResult, SpecCase
 
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh, weights=weights)
+    options = build.options()
     console = _out()
     if not paths:
         paths = [Path("specs")] if Path("specs").is_dir() else [Path(".")]

@@ -10,18 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    JsonFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SpecArg,
-    console,
-    pipeline_options,
-)
+from .options import BuildArgs, JsonFlag, SpecArg, build_options, console
 
 __all__ = ["train_cmd"]
 
@@ -50,14 +39,10 @@ ResumeOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Delete existing checkpoints in --out and start over.")]
-InitWeightsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--weights",
-        help="Start from these weights (fine-tuning): a pretrained checkpoint through the spec's weights: mapping, "
-        "or an nnx-build checkpoint.",
-    ),
-]
+INIT_WEIGHTS_HELP = (
+    "Start from these weights (fine-tuning): a pretrained checkpoint through the spec's weights: mapping, "
+    "or an nnx-build checkpoint."
+)
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar (on stderr).")]
 LogdirOpt = Annotated[
     Path | None,
@@ -76,6 +61,7 @@ def _fmt(metrics: dict[str, float]) -> str:
 
 
 @app.command("train")
+@build_options(weights=INIT_WEIGHTS_HELP)
 def train_cmd(
     spec: SpecArg,
     data: DataOpt,
@@ -83,16 +69,11 @@ def train_cmd(
     out: CkptOpt = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
-    weights: InitWeightsOpt = None,
     progress: ProgressOpt = True,
     logdir: LogdirOpt = None,
     json_out: JsonFlag = False,
-    limit: LimitOpt = None,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
     coordinator: Annotated[
         str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train as one of several processes.")
     ] = None,
@@ -131,9 +112,7 @@ def train_cmd(
     from ..training.runlog import RunLog
 
     init_distributed(coordinator, num_processes, process_id)  # or JAX_COORDINATOR_ADDRESS/... (nnx-build launch)
-    options = pipeline_options(
-        limit, max_params, max_bytes, plugin, plugins_from_entry_points, mesh=mesh, weights=weights
-    )
+    options = build.options()
     std_console, err_console = console(), console(stderr=True)
     if resume and out is None:
         raise TrainError("--resume needs --out CKPT_DIR (the directory holding the checkpoints)")

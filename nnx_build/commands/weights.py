@@ -8,22 +8,13 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .options import (
-    EntryPointsFlag,
-    LimitOpt,
-    MaxBytes,
-    MaxParams,
-    MeshOpt,
-    PluginOpt,
-    SpecArg,
-    console,
-    pipeline_options,
-)
+from .options import BuildArgs, SpecArg, build_options, console
 
 __all__ = ["weights_cmd"]
 
 
 @app.command("weights")
+@build_options()
 def weights_cmd(
     spec: SpecArg,
     weights: Annotated[
@@ -41,12 +32,8 @@ def weights_cmd(
         typer.Option("--like", help="The checkpoint whose names, dtypes and buffers to write (default: --weights)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
-    max_params: MaxParams = None,
-    max_bytes: MaxBytes = None,
-    limit: LimitOpt = None,
-    plugin: PluginOpt = None,
-    plugins_from_entry_points: EntryPointsFlag = False,
-    mesh: MeshOpt = None,
+    *,
+    build: BuildArgs,
 ) -> None:
     """Write the model's weights under a checkpoint's own names, through the inverse of the
     spec's weights: mapping (transposes, reshapes and splits undone, scanned layers unstacked).
@@ -66,7 +53,7 @@ def weights_cmd(
 
     if out.exists() and not force:
         raise NnxBuildError(f"{out} exists; pass --force to replace it")
-    options = pipeline_options(limit, max_params, max_bytes, plugin, plugins_from_entry_points, weights=weights, mesh=mesh)
+    options = build.options(weights=weights)
     built = pipeline.build(spec, options)
     path = export_weights(built.model, built.program, like or weights, out)
     console().print(f"wrote {path} ({path.stat().st_size:,} bytes) in the names of {like or weights}")
