@@ -447,7 +447,8 @@ def main() -> int:
         "quick": a.quick,
         "rounds": rounds,
         "keras": _keras_version(),
-        "conditions": "fresh processes per measure (the jitted forwards: both in one process, called in turn); the two frameworks alternate within each round, the order flipping every round; "
+        "conditions": "fresh processes per measure (the jitted forwards: both in one process, called in turn); "
+                      "the two frameworks alternate within each round, the order flipping every round; "
                       "ratios are nnx-build / Keras, medians of per-round ratios; nnx-build's bytecode written first, as pip does for an installed package",
         "models": results,
     }, a.out)
