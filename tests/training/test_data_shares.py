@@ -12,27 +12,12 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
+from train_helpers import CLS_SPEC
 
 from nnx_build.training import TrainError, checks, prepare
 from nnx_build.training.data import DataError, Dataset, load_data
 
-SPEC = """
-format: 1
-name: cls
-seed: 0
-inputs: {x: [batch, 4]}
-layers:
-  - hidden: {type: Linear, in_features: 4, out_features: 8}
-  - relu
-  - head: {type: Linear, in_features: 8, out_features: 3}
-train:
-  targets: [y]
-  loss: softmax_cross_entropy_with_integer_labels
-  optimizer: {type: adam, learning_rate: 0.01}
-  batch_size: 16
-  epochs: 2
-  eval_split: 0.25
-"""
+SPEC = CLS_SPEC.replace("LOSS", "softmax_cross_entropy_with_integer_labels")
 N = 50
 
 

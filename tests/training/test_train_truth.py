@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flax import nnx
+from train_helpers import CLS_SPEC
 
 import nnx_build
 from nnx_build.cli import main
@@ -20,23 +21,7 @@ from nnx_build.training.data import DataError
 ROOT = Path(__file__).resolve().parents[2]
 RESIDUAL = ROOT / "specs" / "residual.yaml"
 
-CLS = """
-format: 1
-name: cls
-seed: 0
-inputs: {x: [batch, 4]}
-layers:
-  - hidden: {type: Linear, in_features: 4, out_features: 8}
-  - relu
-  - head: {type: Linear, in_features: 8, out_features: 3}
-train:
-  targets: [y]
-  loss: LOSS
-  optimizer: {type: adam, learning_rate: 0.01}
-  batch_size: 16
-  epochs: 2
-  eval_split: 0.25
-"""
+CLS = CLS_SPEC  # LOSS: the loss each test trains with
 INT_LOSS = CLS.replace("LOSS", "softmax_cross_entropy_with_integer_labels")
 
 

@@ -45,3 +45,21 @@ def cls_arrays(n: int = 192, seed: int = 0) -> dict[str, np.ndarray]:
     return {"x": x, "y": y}
 
 
+#: a 3-class classifier MLP; LOSS stands for the loss to train it with
+CLS_SPEC = """
+format: 1
+name: cls
+seed: 0
+inputs: {x: [batch, 4]}
+layers:
+  - hidden: {type: Linear, in_features: 4, out_features: 8}
+  - relu
+  - head: {type: Linear, in_features: 8, out_features: 3}
+train:
+  targets: [y]
+  loss: LOSS
+  optimizer: {type: adam, learning_rate: 0.01}
+  batch_size: 16
+  epochs: 2
+  eval_split: 0.25
+"""
