@@ -18,6 +18,7 @@ is ignored and computed again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ MAX_ENTRY_BYTES = 512 * 2**20
 MAX_FOLDER_BYTES = 2 * 2**30
 _ALIGN = 64  # JAX shares a read-only host array's memory when it is aligned
 _SUFFIX = ".weights"
+_PAGE = 4096  # the arrays start on the page after the header
 # primitives whose results are not a function of the program's inputs alone
 _IMPURE = ("callback", "custom_call", "ffi_call", "io_")
 
@@ -49,8 +51,6 @@ def folder() -> Path | None:
 def key(closed: Any, args: Sequence[Any], compiler_options: Any) -> str | None:
     """The entry's name for ``closed`` (a ``ClosedJaxpr``) run on ``args``; None when the
     cache is off or the results may depend on more than that (callbacks, foreign functions)."""
-    import jax
-    import numpy as np
 
     if folder() is None:
         return None
@@ -62,10 +62,9 @@ def key(closed: Any, args: Sequence[Any], compiler_options: Any) -> str | None:
         h.update(part.encode())
         h.update(b"\0")
     for value in (*closed.consts, *args):
-        if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
-            h.update(str(jax.random.key_impl(value)).encode())
-            value = jax.random.key_data(value)
-        arr = np.asarray(value, order="C")
+        impl, arr = _plain(value)
+        if impl is not None:
+            h.update(impl.encode())
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
         h.update(arr.tobytes())
     return h.hexdigest()
@@ -93,7 +92,6 @@ def store(name: str, values: Sequence[Any]) -> None:
     it happened) as entry ``name``, atomically: a reader sees all of it or nothing; not
     when they are over :data:`MAX_ENTRY_BYTES` or the folder cannot be written. Then trims
     the folder."""
-    import jax
     import numpy as np
 
     where = folder()
@@ -102,17 +100,13 @@ def store(name: str, values: Sequence[Any]) -> None:
     arrays, records = [], []
     offset = 0
     for value in values:
-        impl = None
-        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-            impl = str(jax.random.key_impl(value))
-            value = jax.random.key_data(value)
-        arr = np.asarray(value, order="C")  # (ascontiguousarray would make a scalar 1-d)
+        impl, arr = _plain(value)
         offset = -(-offset // _ALIGN) * _ALIGN
         records.append({"dtype": arr.dtype.name, "shape": list(arr.shape), "offset": offset, "key_impl": impl})
         arrays.append(arr)
         offset += arr.nbytes
     head = json.dumps({"format": 1, "arrays": records}).encode() + b"\n"
-    start = -(-len(head) // 4096) * 4096
+    start = _data_start(len(head))
     tmp = where / f".{name}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -128,6 +122,23 @@ def store(name: str, values: Sequence[Any]) -> None:
     _trim(where)
 
 
+def _plain(value: Any) -> tuple[str | None, Any]:
+    """``value`` as a C-ordered numpy array, and the name of its key implementation when it
+    holds typed RNG keys (kept as their raw bits)."""
+    import jax
+    import numpy as np
+
+    impl = None
+    if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
+        impl = str(jax.random.key_impl(value))
+        value = jax.random.key_data(value)
+    return impl, np.asarray(value, order="C")  # (ascontiguousarray would make a scalar 1-d)
+
+
+def _data_start(header_bytes: int) -> int:
+    return -(-header_bytes // _PAGE) * _PAGE
+
+
 def _read(path: Path, avals: Sequence[Any]) -> list[Any]:
     import jax
     import numpy as np
@@ -138,7 +149,7 @@ def _read(path: Path, avals: Sequence[Any]) -> list[Any]:
     records = head["arrays"]
     if head.get("format") != 1 or len(records) != len(avals):
         raise ValueError("not an entry of this program")
-    start = -(-len(line) // 4096) * 4096
+    start = _data_start(len(line))
     mapped = np.memmap(path, dtype=np.uint8, mode="r")
     out = []
     for rec, aval in zip(records, avals, strict=True):
@@ -178,9 +189,6 @@ def _setting_text() -> str:
     import jax
     import jaxlib
 
-    source = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.glob("*.py")):  # the lowering rules swapped in here
-        source.update(p.read_bytes())
     values = getattr(jax.config, "values", {})
     settings = sorted((k, repr(v)) for k, v in values.items() if "cache" not in k)
     device = jax.devices()[0]
@@ -190,7 +198,7 @@ def _setting_text() -> str:
             jaxlib.__version__,
             dist_version("flax"),
             dist_version("nnx-build"),
-            source.hexdigest(),
+            _source_digest(),
             settings,
             os.environ.get("XLA_FLAGS", ""),
             device.platform,
@@ -202,6 +210,16 @@ def _setting_text() -> str:
     )
 
 
+@functools.cache
+def _source_digest() -> str:
+    """The builder's source (the lowering rules swapped in here), read once per process."""
+    source = hashlib.sha256()
+    for p in sorted(Path(__file__).parent.glob("*.py")):
+        source.update(p.read_bytes())
+    return source.hexdigest()
+
+
+@functools.cache
 def _cpu_flags() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
