@@ -124,6 +124,11 @@ EXTERNAL_THRESHOLD = 1 << 20
 """Initializers of this many bytes or more go to ``NAME.onnx.data`` (the converter's own threshold)."""
 
 
+def _data_file(path: Path) -> Path:
+    """``NAME.onnx.data`` beside ``NAME.onnx``: where the large weights go."""
+    return path.with_name(f"{path.name}.data")
+
+
 def _save(model: Any, path: Path) -> None:
     """Writes ``model`` (an ``onnx_ir.Model``) to ``path``, large weights streamed to ``NAME.onnx.data``.
 
@@ -133,7 +138,7 @@ def _save(model: Any, path: Path) -> None:
     """
     import onnx_ir
 
-    data = path.with_name(f"{path.name}.data")
+    data = _data_file(path)
     data.unlink(missing_ok=True)
     onnx_ir.save(model, path, external_data=data.name, size_threshold_bytes=EXTERNAL_THRESHOLD - 1)  # it spills what is over the threshold
     if data.exists() and data.stat().st_size == 0:
@@ -191,7 +196,7 @@ def export_onnx(entries: list[Entry], out_dir: Path, *, opset: int = DEFAULT_OPS
             except Exception as e:  # noqa: BLE001  (the next attempt, or the explained error)
                 error = error or e
                 path.unlink(missing_ok=True)
-                path.with_name(f"{path.name}.data").unlink(missing_ok=True)
+                _data_file(path).unlink(missing_ok=True)
         if error is not None:
             raise ConversionError(_explain(entry, error)) from error
         release_memory()  # what the conversion freed, before onnxruntime loads the file
