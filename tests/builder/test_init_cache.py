@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from call_count import count_calls
 from flax import nnx
 from state_bytes import state_bytes
 
@@ -47,15 +48,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def computed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the builds whose initialisers ran (not read from the cache)."""
-    calls: list[int] = []
-    real = allocation.run_in_parts
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(allocation, "run_in_parts", counting)
-    return calls
+    return count_calls(monkeypatch, allocation, "run_in_parts")
 
 
 def _build(spec: dict[str, Any], seed: int | None = None) -> nnx.Module:

@@ -3,12 +3,11 @@ and the constructor traced once for the check and the build."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from call_count import count_calls
 from flax import nnx
 from jax.extend.core import jaxpr_as_fun
 
@@ -55,15 +54,7 @@ def test_parts_balance_the_draws_and_hold_every_output_once() -> None:
 
 
 def _programs_compiled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    compiled: list[int] = []
-    original = jax.stages.Lowered.compile
-
-    def compile(self: jax.stages.Lowered, *args: Any, **kwargs: Any) -> Any:
-        compiled.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(jax.stages.Lowered, "compile", compile)
-    return compiled
+    return count_calls(monkeypatch, jax.stages.Lowered, "compile")
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3])
@@ -112,14 +103,7 @@ def test_a_program_of_few_draws_stays_one_part(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_check_then_build_traces_the_constructor_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[Any] = []
-    real = init_trace.instantiate
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(init_trace, "instantiate", counting)
+    calls = count_calls(monkeypatch, init_trace, "instantiate")
     program = pipeline.compile(SPEC)
     pipeline.check(program)
     model = pipeline.allocate(program, rngs=nnx.Rngs(4))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from call_count import count_calls
 from flax import nnx
 from jax._src.interpreters import partial_eval as pe
 
@@ -31,15 +32,7 @@ SPEC = {
 
 @pytest.fixture
 def walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    counted: list[int] = []
-    original = pe.DynamicJaxprTracer._origin_msg
-
-    def origin_msg(self: Any) -> str:
-        counted.append(1)
-        return original(self)
-
-    monkeypatch.setattr(pe.DynamicJaxprTracer, "_origin_msg", origin_msg)
-    return counted
+    return count_calls(monkeypatch, pe.DynamicJaxprTracer, "_origin_msg")
 
 
 def _plain_trace(program: Any) -> None:
